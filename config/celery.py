@@ -1,0 +1,21 @@
+"""The Celery app, in the shape of Celery's own Django example."""
+
+import os
+
+from celery import Celery
+from celery.signals import worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("shop_jobs")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@worker_init.connect
+def declare_queues_before_consuming(sender=None, **kwargs):
+    from config.queues import declare_topology
+
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=10)
+        declare_topology(connection)

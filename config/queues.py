@@ -1,0 +1,82 @@
+"""The queue topology: the one place that knows exchanges, queues, routes and priorities.
+
+Every work queue is a RabbitMQ priority queue whose rejected messages are dead-lettered into a
+parking queue of its own, `<name>.dead`, where staff can inspect and replay them. Call sites
+never name a queue: a task reaches its queue, and gets its priority, through TASK_ROUTES.
+"""
+
+from kombu import Exchange, Queue
+
+# RabbitMQ priorities: higher is more urgent. Keep the range small, RabbitMQ keeps one
+# internal queue per level.
+MAX_PRIORITY = 10
+PRIORITY_URGENT = 9  # a customer is waiting for it
+PRIORITY_HIGH = 7
+PRIORITY_NORMAL = 5
+PRIORITY_BULK = 1  # newsletters, regenerations: whatever can wait
+
+WORK_EXCHANGE = Exchange("jobs", type="direct", durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("jobs.dead", type="direct", durable=True)
+
+EMAILS = "emails"
+MEDIA = "media"
+REPORTS = "reports"
+MAINTENANCE = "maintenance"
+WORK_QUEUE_NAMES = (EMAILS, MEDIA, REPORTS, MAINTENANCE)
+DEFAULT_QUEUE = MAINTENANCE
+
+
+def dead_letter_queue_name(queue_name):
+    return f"{queue_name}.dead"
+
+
+def work_queue(name):
+    """A durable priority queue that dead-letters what its consumers reject."""
+    return Queue(
+        name,
+        exchange=WORK_EXCHANGE,
+        routing_key=name,
+        durable=True,
+        queue_arguments={
+            "x-max-priority": MAX_PRIORITY,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-dead-letter-routing-key": name,
+        },
+    )
+
+
+def dead_letter_queue(queue_name):
+    """Where `queue_name`'s rejected messages are parked. Nothing consumes it."""
+    return Queue(
+        dead_letter_queue_name(queue_name),
+        exchange=DEAD_LETTER_EXCHANGE,
+        routing_key=queue_name,
+        durable=True,
+    )
+
+
+TASK_QUEUES = [work_queue(name) for name in WORK_QUEUE_NAMES]
+DEAD_LETTER_QUEUES = [dead_letter_queue(name) for name in WORK_QUEUE_NAMES]
+
+
+def route(queue, priority=PRIORITY_NORMAL):
+    return {"queue": queue, "routing_key": queue, "priority": priority}
+
+
+TASK_ROUTES = {
+    "notifications.send_order_confirmation": route(EMAILS, PRIORITY_URGENT),
+    "jobs.noop": route(EMAILS, PRIORITY_BULK),
+    "jobs.republish_pending_jobs": route(MAINTENANCE, PRIORITY_HIGH),
+    "celery.backend_cleanup": route(MAINTENANCE),
+}
+
+
+def declare_topology(connection):
+    """Declare every exchange, work queue and dead-letter queue (idempotent).
+
+    Workers call this at start-up, before they consume: a message can only be dead-lettered
+    into a queue that exists, and a worker only declares the queues it consumes itself.
+    """
+    channel = connection.default_channel
+    for queue in TASK_QUEUES + DEAD_LETTER_QUEUES:
+        queue(channel).declare()

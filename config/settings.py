@@ -1,0 +1,237 @@
+"""Settings for Shop Jobs, one module driven by environment variables.
+
+Every value a deployment changes comes from the environment; the defaults are for the local
+demo, and the ones that must stay secret are only filled in when DEBUG is on.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name, default=False):
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def env_float(name, default):
+    return float(os.environ.get(name, default))
+
+
+DEBUG = env_bool("DEBUG", True)
+
+
+def secret(name, demo_default):
+    """A secret from the environment; the demo default is only good enough under DEBUG."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    if DEBUG:
+        return demo_default
+    raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
+
+
+SECRET_KEY = secret("SECRET_KEY", "demo-only-secret-key-never-use-it-in-production-0123456789")
+ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_celery_results",
+    "django_celery_beat",
+    "jobs",
+    "shop",
+    "notifications",
+    "media_jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "shop.context_processors.cart",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is the embedded default. Web, workers and beat are separate processes writing to the
+# same file, so it runs in WAL mode with a busy timeout and takes the write lock at the start
+# of each transaction (IMMEDIATE) instead of failing half-way with "database is locked".
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # The test database must be a file, not memory: worker processes started by the tests
+    # read and write the same database as the test itself.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("TEST_SQLITE_PATH", str(VAR_DIR / "test-db.sqlite3"))
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+
+LOGIN_URL = "admin:login"
+
+# --- Email ------------------------------------------------------------------------------------
+# Real SMTP, also in the demo: `manage.py smtp_sink` listens on 127.0.0.1:1025.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", 1025)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Shop Jobs <orders@shop-jobs.test>")
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+
+# Where the local SMTP sink keeps what it receives (a Maildir) and its live knobs.
+SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "outbox"))
+SMTP_SINK_CONTROL = Path(os.environ.get("SMTP_SINK_CONTROL", VAR_DIR / "smtp-sink.json"))
+
+# --- Celery -----------------------------------------------------------------------------------
+# Read by config/celery.py with the CELERY_ namespace. The queue topology and the routes live
+# in config/queues.py; everything about reliability is set here, once, for every task.
+from celery.schedules import crontab  # noqa: E402
+
+from config import queues  # noqa: E402
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# The broker confirms every publish, so "published" means "RabbitMQ has it".
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_HEARTBEAT = 30
+# A publish that fails is not retried at length inside a web request: the outbox
+# (jobs/outbox.py) keeps the job and the sweeper publishes it again later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+CELERY_TASK_QUEUES = queues.TASK_QUEUES
+CELERY_TASK_ROUTES = queues.TASK_ROUTES
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT_QUEUE
+CELERY_TASK_DEFAULT_EXCHANGE = queues.WORK_EXCHANGE.name
+CELERY_TASK_DEFAULT_ROUTING_KEY = queues.DEFAULT_QUEUE
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+
+# No lost work: a message is acknowledged only after its task has finished; a worker that dies
+# mid-task gets it redelivered; a task that fails is rejected (not acknowledged), so RabbitMQ
+# dead-letters it instead of dropping it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
+# Priorities only work if a worker does not hoard messages: take one at a time.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task still running when the broker connection drops is left to finish: its message comes
+# back, but the job's claim (jobs/idempotency.py) stops the copy from doing the work twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+
+# Every task has a time limit; tasks set tighter ones of their own.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
+
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES_SECONDS", 7 * 24 * 3600)
+CELERY_TASK_TRACK_STARTED = True
+
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+
+# Retries of transient faults: exponential backoff with full jitter, capped.
+JOB_RETRY_BACKOFF_SECONDS = env_float("JOB_RETRY_BACKOFF_SECONDS", 2)
+JOB_RETRY_BACKOFF_MAX_SECONDS = env_float("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
+JOB_MAX_RETRIES = env_int("JOB_MAX_RETRIES", 5)
+# The outbox sweeper publishes jobs again that have waited this long for the broker.
+OUTBOX_REPUBLISH_AFTER_SECONDS = env_float("OUTBOX_REPUBLISH_AFTER_SECONDS", 20)
+OUTBOX_SWEEP_INTERVAL_SECONDS = env_float("OUTBOX_SWEEP_INTERVAL_SECONDS", 15)
+
+# Periodic jobs. django-celery-beat copies these into the database at start, where staff can
+# edit them in the admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "publish-jobs-the-broker-missed": {
+        "task": "jobs.republish_pending_jobs",
+        "schedule": OUTBOX_SWEEP_INTERVAL_SECONDS,
+    },
+    # Celery's own task: deletes task results older than CELERY_RESULT_EXPIRES.
+    "expire-task-results": {
+        "task": "celery.backend_cleanup",
+        "schedule": crontab(hour=4, minute=0),
+    },
+}
+
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}

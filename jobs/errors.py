@@ -1,0 +1,14 @@
+"""The two kinds of failure a job can meet, and what the job runner does with each.
+
+Plain functions (render and send an email, make a thumbnail) raise these; they know what went
+wrong, the task wrapper does not. Anything else a job raises is treated as a bug: the message is
+dead-lettered for a person to look at.
+"""
+
+
+class TransientError(Exception):
+    """Worth trying again later: a refused connection, a timeout, an SMTP 4xx answer."""
+
+
+class PermanentError(Exception):
+    """Trying again cannot help: an SMTP 5xx for the recipient, a row that no longer exists."""

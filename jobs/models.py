@@ -1,0 +1,86 @@
+from django.db import models
+from django.utils import timezone
+
+from jobs.kinds import get_kind
+
+
+class Job(models.Model):
+    """One unit of background work, tracked from the moment it is asked for.
+
+    The row is three things at once:
+    - the outbox entry: written in the same transaction as the business change that asks for
+      it, so the work is never lost even if the broker is down at that moment;
+    - the idempotency record: its unique key says whether the work was already done, and the
+      outcome is written in the same transaction that marks it done;
+    - what people see: its state, attempts and last error feed the order's status page.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting for the broker"
+        QUEUED = "queued", "queued"
+        STARTED = "started", "started"
+        RETRYING = "retrying", "retrying"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED)
+
+    key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=50)
+    subject = models.CharField(
+        max_length=100, db_index=True, help_text="The business object, e.g. order:42"
+    )
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    task_id = models.CharField(max_length=64, unique=True)
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    publish_error = models.TextField(blank=True)
+    outcome = models.JSONField(null=True, blank=True)
+
+    # A running attempt holds a lease on the job, so a redelivered copy of the same message
+    # waits instead of doing the work a second time.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self):
+        return f"{self.key} ({self.state})"
+
+    @property
+    def label(self):
+        return get_kind(self.kind).label
+
+    @property
+    def is_final(self):
+        return self.state in self.FINAL_STATES
+
+    def describe(self):
+        """The state in words a customer understands."""
+        kind = get_kind(self.kind)
+        local = timezone.localtime
+        if self.state == self.State.PENDING:
+            if self.publish_error:
+                return "delayed: our job queue is unreachable, it goes out as soon as it is back"
+            return "queued"
+        if self.state == self.State.QUEUED:
+            return "queued"
+        if self.state == self.State.STARTED:
+            return f"{kind.doing} (attempt {self.attempts})"
+        if self.state == self.State.RETRYING:
+            when = f" at {local(self.next_retry_at):%H:%M:%S}" if self.next_retry_at else ""
+            return f"will retry{when} after attempt {self.attempts}: {self.last_error}"
+        if self.state == self.State.SUCCEEDED:
+            return f"{kind.done} at {local(self.finished_at):%H:%M:%S} on attempt {self.attempts}"
+        return f"failed: {self.last_error}"

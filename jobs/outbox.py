@@ -1,0 +1,89 @@
+"""Asking for a job: write it down with the business change, publish it after the commit.
+
+`enqueue_on_commit` is the only way the shop asks for background work. The job row is saved in
+the caller's transaction, so a rolled-back order leaves no job behind, and the message is only
+published once the transaction has committed, so a worker never looks for a row that is not
+there yet. If the broker cannot take the message at that moment, the job stays PENDING with the
+error noted; `republish_pending_jobs`, run by celery beat, publishes it again later. The
+customer's request never waits on, or fails because of, the broker.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+from functools import partial
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task, *args, kind, subject):
+    """Record a job of `kind` for `subject` and publish `task(*args)` once the caller commits.
+
+    Asking twice for the same kind of job on the same subject returns the first job and
+    publishes nothing new: the key is unique.
+    """
+    job, created = Job.objects.get_or_create(
+        key=kind.key(subject.pk),
+        defaults={
+            "kind": kind.name,
+            "subject": subject_label(subject),
+            "task_name": task.name,
+            "args": list(args),
+            "task_id": str(uuid.uuid4()),
+        },
+    )
+    if created:
+        transaction.on_commit(partial(publish, job.pk))
+    return job
+
+
+def subject_label(obj):
+    return f"{obj._meta.model_name}:{obj.pk}"
+
+
+def publish(job_pk):
+    """Hand a pending job to the broker. Returns True once RabbitMQ has confirmed it."""
+    job = Job.objects.get(pk=job_pk)
+    task = current_app.tasks[job.task_name]
+    try:
+        # Route and priority come from config/queues.py; the task id is the job's, so every
+        # copy of this message (retries, redeliveries, replays) is recognisably the same job.
+        task.apply_async(args=job.args, task_id=job.task_id)
+    except Exception as exc:  # whatever the broker did, the job row keeps the work safe
+        logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
+        Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(
+            publish_error=f"{type(exc).__name__}: {exc}"[:500]
+        )
+        return False
+    # Only a PENDING job becomes QUEUED: a fast worker may already have started it.
+    Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(
+        state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
+    )
+    return True
+
+
+def republish_pending_jobs(older_than=None):
+    """Publish again the jobs the broker never confirmed. Returns how many went out.
+
+    A job can be published twice this way (the broker took it but the confirmation was lost);
+    that is safe because every job runs through the idempotent runner.
+    """
+    if older_than is None:
+        older_than = timedelta(seconds=settings.OUTBOX_REPUBLISH_AFTER_SECONDS)
+    cutoff = timezone.now() - older_than
+    stale = Job.objects.filter(state=Job.State.PENDING, created_at__lte=cutoff)
+    published = 0
+    for job_pk in stale.values_list("pk", flat=True).iterator():
+        if not publish(job_pk):
+            break  # the broker is still down: the next sweep tries again
+        published += 1
+    if published:
+        logger.info("republished %d job(s) from the outbox", published)
+    return published

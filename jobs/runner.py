@@ -1,0 +1,193 @@
+"""Running a job: once, with retries for transient faults and dead-lettering for the rest.
+
+Tasks subclass nothing themselves; they are declared with `base=JobTask` and call
+`self.run_once(key, work)` around a plain function. The rules live here, in one place:
+
+- the job is *claimed* before the work starts. The claim is a lease on the job row; a second
+  copy of the same message (redelivered after a connection loss, published twice by the
+  outbox, replayed from a dead-letter queue) finds the job done and does nothing, or finds it
+  claimed and comes back later;
+- the outcome is written in the same transaction that marks the job done;
+- TransientError (and the soft time limit) retries with exponential backoff and jitter, up to
+  `max_retries` retries counted on the job row; PermanentError, and a transient fault that
+  used up its retries, reject the message without requeue so RabbitMQ dead-letters it; any
+  other exception is a bug and is rejected the same way (task_acks_on_failure_or_timeout=False).
+"""
+
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from jobs.errors import PermanentError, TransientError
+from jobs.models import Job
+
+logger = logging.getLogger(__name__)
+
+# How often a copy that finds its job claimed by another attempt looks again.
+BUSY_RECHECK_SECONDS = 5
+
+
+def backoff_seconds(retries, base=None, cap=None):
+    """Exponential backoff with jitter: about base * 2**retries, capped.
+
+    Half of the delay is fixed, half random ("equal jitter"): the delay still grows with every
+    attempt, and jobs that failed together do not all come back in the same second.
+    """
+    base = settings.JOB_RETRY_BACKOFF_SECONDS if base is None else base
+    cap = settings.JOB_RETRY_BACKOFF_MAX_SECONDS if cap is None else cap
+    delay = min(cap, base * 2**retries)
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+@dataclass
+class Claim:
+    got_it: bool
+    job: Job
+    owner: str = ""
+
+    @property
+    def already_done(self):
+        return self.job.state == Job.State.SUCCEEDED
+
+    def seconds_left(self):
+        if self.job.claim_expires_at is None:
+            return 0
+        return max(0.0, (self.job.claim_expires_at - timezone.now()).total_seconds())
+
+
+def claim_job(key, *, task_name, task_id, args, lease_seconds):
+    """Take the lease on job `key` unless it is done or another attempt holds a live lease."""
+    Job.objects.get_or_create(
+        key=key,
+        defaults={
+            "kind": key.split(":", 1)[0],
+            "task_name": task_name,
+            "task_id": task_id,
+            "args": args,
+            "state": Job.State.QUEUED,
+        },
+    )
+    now = timezone.now()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    got_it = (
+        Job.objects.filter(key=key)
+        .exclude(state=Job.State.SUCCEEDED)
+        .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now))
+        .update(
+            state=Job.State.STARTED,
+            claimed_by=owner,
+            claim_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=F("attempts") + 1,
+            started_at=now,
+            next_retry_at=None,
+        )
+    )
+    return Claim(got_it=bool(got_it), job=Job.objects.get(key=key), owner=owner)
+
+
+def record_success(key, outcome):
+    # One statement, so the outcome and the "done" mark are one transaction.
+    Job.objects.filter(key=key).update(
+        state=Job.State.SUCCEEDED,
+        outcome=outcome,
+        last_error="",
+        finished_at=timezone.now(),
+        claimed_by="",
+        claim_expires_at=None,
+    )
+
+
+def record_retry(key, reason, delay):
+    Job.objects.filter(key=key).exclude(state=Job.State.SUCCEEDED).update(
+        state=Job.State.RETRYING,
+        last_error=reason,
+        next_retry_at=timezone.now() + timedelta(seconds=delay),
+        claimed_by="",
+        claim_expires_at=None,
+    )
+
+
+def record_failure(key, reason):
+    Job.objects.filter(key=key).exclude(state=Job.State.SUCCEEDED).update(
+        state=Job.State.FAILED,
+        last_error=reason,
+        finished_at=timezone.now(),
+        claimed_by="",
+        claim_expires_at=None,
+    )
+
+
+def describe_error(exc):
+    return f"{exc}"[:500] or type(exc).__name__
+
+
+class JobTask(Task):
+    """Base class for tasks that do one unit of business work."""
+
+    max_retries = settings.JOB_MAX_RETRIES
+
+    @property
+    def lease_seconds(self):
+        # Longer than the hard time limit: past it, the attempt holding the lease is dead.
+        return (self.time_limit or self.app.conf.task_time_limit or 300) + 10
+
+    def run_once(self, key, work):
+        """Run `work()` for job `key` unless it already ran; return its outcome (JSON-able)."""
+        request = self.request
+        claim = claim_job(
+            key,
+            task_name=self.name,
+            task_id=request.id,
+            args=list(request.args or []),
+            lease_seconds=self.lease_seconds,
+        )
+        if claim.already_done:
+            logger.info("job %s was already done; this copy does nothing", key)
+            return claim.job.outcome
+        if not claim.got_it:
+            delay = min(claim.seconds_left(), BUSY_RECHECK_SECONDS) + random.uniform(0, 1)
+            logger.info("job %s is running elsewhere; looking again in %.1fs", key, delay)
+            raise self.come_back_in(delay)
+
+        try:
+            outcome = work()
+        except PermanentError as exc:
+            reason = describe_error(exc)
+            record_failure(key, reason)
+            logger.error("job %s failed for good: %s", key, reason)
+            raise Reject(reason, requeue=False) from exc
+        except (TransientError, SoftTimeLimitExceeded) as exc:
+            reason = describe_error(exc) if str(exc) else "took longer than its soft time limit"
+            if claim.job.attempts > self.max_retries:
+                reason = f"gave up after {claim.job.attempts} attempts: {reason}"
+                record_failure(key, reason)
+                logger.error("job %s %s", key, reason)
+                raise Reject(reason, requeue=False) from exc
+            delay = backoff_seconds(claim.job.attempts - 1)
+            record_retry(key, reason, delay)
+            logger.warning("job %s attempt failed (%s); retrying in %.1fs", key, reason, delay)
+            raise self.come_back_in(delay, exc) from exc
+        except Exception as exc:
+            record_failure(key, f"unexpected error: {exc!r}"[:500])
+            raise
+        record_success(key, outcome)
+        return outcome
+
+    def come_back_in(self, seconds, exc=None):
+        """Publish this message again to run in `seconds` (Celery's retry).
+
+        The retry budget is counted in the job's attempts, not in Celery's retry counter, so
+        a replay can start afresh and waiting for a busy job costs nothing; Celery's own
+        limit is lifted for this one call.
+        """
+        return self.retry(exc=exc, countdown=seconds, max_retries=self.request.retries + 1)

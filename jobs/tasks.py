@@ -1,0 +1,15 @@
+from celery import shared_task
+
+from jobs import outbox
+
+
+@shared_task(name="jobs.republish_pending_jobs", soft_time_limit=60, time_limit=90)
+def republish_pending_jobs():
+    """Periodic (celery beat): publish the jobs the broker could not take when they were asked."""
+    return outbox.republish_pending_jobs()
+
+
+@shared_task(name="jobs.noop", ignore_result=True, soft_time_limit=30, time_limit=40)
+def noop(label=""):
+    """Does nothing: bulk filler for load tests, benchmarks and the demo's flood control."""
+    return label
