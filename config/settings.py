@@ -82,7 +82,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "shop.context_processors.cart",
+                "shop.context_processors.site",
             ],
         },
     },
@@ -105,9 +105,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     # The test database must be a file, not memory: worker processes started by the tests
-    # read and write the same database as the test itself.
+    # read and write the same database as the test itself. One file per test run, so two
+    # runs side by side do not share it.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("TEST_SQLITE_PATH", str(VAR_DIR / "test-db.sqlite3"))
+        "NAME": os.environ.get("TEST_SQLITE_PATH", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

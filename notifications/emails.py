@@ -5,7 +5,6 @@ TransientError (retry later) or a PermanentError (dead-letter).
 """
 
 import smtplib
-from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -38,7 +37,7 @@ def render_email(template, context, *, to, message_id):
 
 def job_message_id(job_key):
     """The same Message-ID for every attempt of a job, so a mail system can spot a duplicate."""
-    return make_msgid(idstring=job_key.replace(":", "."), domain="shop-jobs.test")
+    return f"<{job_key.replace(':', '.')}@shop-jobs.test>"
 
 
 def render_order_confirmation(order, message_id):

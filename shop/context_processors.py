@@ -1,5 +1,7 @@
+from django.conf import settings
+
 from shop.cart import Cart
 
 
-def cart(request):
-    return {"cart_count": Cart(request.session).count()}
+def site(request):
+    return {"cart_count": Cart(request.session).count(), "show_outbox": settings.DEBUG}

@@ -1,0 +1,170 @@
+"""Fixtures for tests on the real thing: RabbitMQ, worker processes, beat, an SMTP server.
+
+Isolation: the tests use a vhost of their own (TEST_RABBITMQ_VHOST, recreated empty at the
+start of the run), a test database and SMTP sinks on free ports, so they never touch the
+demo's queues, database or outbox.
+"""
+
+import os
+import urllib.parse
+import uuid
+
+import pytest
+from django.db import connection
+
+from config import queues
+from config.celery import app as celery_app
+from tests import rabbitmq
+from tests.faults import TcpProxy, free_port
+from tests.processes import Beat, SmtpSink, Worker
+
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+TEST_VHOST = os.environ.get("TEST_RABBITMQ_VHOST", "shop_jobs_test")
+MANAGEMENT_API = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")
+TEST_BROKER_URL = rabbitmq.with_vhost(BROKER_URL, TEST_VHOST)
+
+# Whatever the test process publishes goes to the test vhost, never to the demo's.
+celery_app.conf.broker_url = TEST_BROKER_URL
+
+
+class Broker:
+    """The test vhost, reached directly (`url`) or through a proxy that can cut it off."""
+
+    def __init__(self, url, proxy):
+        self.url = url
+        self.proxy = proxy
+        parts = urllib.parse.urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        self.proxied_url = urllib.parse.urlunsplit(
+            parts._replace(netloc=f"{userinfo}@127.0.0.1:{proxy.port}")
+        )
+
+    def depth(self, queue):
+        return rabbitmq.queue_depth(self.url, queue)
+
+    def peek(self, queue, limit=100):
+        return rabbitmq.peek(self.url, queue, limit)
+
+    def purge_all(self):
+        names = [q.name for q in queues.TASK_QUEUES + queues.DEAD_LETTER_QUEUES]
+        rabbitmq.purge(self.url, names)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost():
+    api = rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API)
+    try:
+        api.recreate_vhost(TEST_VHOST)
+    except OSError as exc:
+        pytest.fail(
+            f"RabbitMQ's management API does not answer at {MANAGEMENT_API} ({exc}). "
+            "`make test` starts RabbitMQ and enables the management plugin.",
+            pytrace=False,
+        )
+    parts = urllib.parse.urlsplit(TEST_BROKER_URL)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
+    broker = Broker(TEST_BROKER_URL, proxy)
+    # The test process plays the web server: it reaches the broker through the proxy, so a
+    # test can take the broker away from the shop and give it back.
+    celery_app.conf.broker_url = broker.proxied_url
+    with celery_app.connection_for_write() as conn:
+        queues.declare_topology(conn)
+    yield broker
+    celery_app.pool.force_close_all()
+    proxy.stop()
+
+
+@pytest.fixture
+def broker(rabbitmq_vhost):
+    """The test vhost with every work and dead-letter queue empty."""
+    if rabbitmq_vhost.proxy._server is None:
+        rabbitmq_vhost.proxy.restore()
+    rabbitmq_vhost.purge_all()
+    return rabbitmq_vhost
+
+
+@pytest.fixture
+def product(db):
+    from shop.models import Product
+
+    return Product.objects.create(name="Blue Mug", slug="blue-mug", price="12.50")
+
+
+@pytest.fixture
+def database_url(transactional_db):
+    """A DATABASE_URL that points other processes at this test's database."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    user = urllib.parse.quote(s["USER"] or "")
+    password = urllib.parse.quote(s["PASSWORD"] or "")
+    credentials = f"{user}:{password}@" if user else ""
+    return f"postgres://{credentials}{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def smtp_sink(tmp_path, database_url):
+    sink = SmtpSink(
+        port=free_port(),
+        maildir=tmp_path / "outbox",
+        control=tmp_path / "smtp-sink.json",
+        env=dict(os.environ, DATABASE_URL=database_url),
+        log_path=tmp_path / "smtp-sink.log",
+    ).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def service_env(broker, database_url, smtp_sink, tmp_path):
+    """Environment for a worker or beat process of this test."""
+    return dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker.url,
+        EMAIL_PORT=str(smtp_sink.port),
+        VAR_DIR=str(tmp_path),
+        # Short backoff so that a test sees several retries in seconds.
+        JOB_RETRY_BACKOFF_SECONDS="0.2",
+        JOB_RETRY_BACKOFF_MAX_SECONDS="2",
+    )
+
+
+@pytest.fixture
+def start_worker(service_env, tmp_path):
+    """Start a real Celery worker: start_worker(queues=("emails",), concurrency=2, **env)."""
+    started = []
+
+    def start(queues=(queues.EMAILS, queues.MAINTENANCE), concurrency=2, wait=True, **env):
+        worker = Worker(
+            celery_app,
+            queues,
+            env={**service_env, **env},
+            log_path=tmp_path / f"worker-{len(started)}.log",
+            concurrency=concurrency,
+        )
+        started.append(worker)
+        return worker.start(wait=wait)
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def start_beat(service_env, tmp_path):
+    started = []
+
+    def start(**env):
+        beat = Beat(
+            env={**service_env, **env},
+            log_path=tmp_path / "beat.log",
+            pidfile=tmp_path / f"beat-{uuid.uuid4().hex[:6]}.pid",
+        )
+        started.append(beat)
+        return beat.start()
+
+    yield start
+    for beat in started:
+        beat.stop()

@@ -1,0 +1,160 @@
+"""The real processes the integration tests run: Celery workers, celery beat, the SMTP sink.
+
+Each runs from this checkout with the same settings module as the demo, pointed by
+environment variables at the test database, the test vhost and the test's SMTP port.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
+    """Poll `predicate` until it returns something truthy; return that, or fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class ServiceProcess:
+    name = "process"
+
+    def __init__(self, args, env, log_path):
+        self.args = args
+        self.env = env
+        self.log_path = Path(log_path)
+        self.proc = None
+
+    def start(self):
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches its children
+        )
+        return self
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def assert_running(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+
+    def stop(self, timeout=20):
+        """Warm shutdown (SIGTERM), then SIGKILL for whatever is left of the group."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+            self._log.close()
+
+
+class Worker(ServiceProcess):
+    name = "worker"
+
+    def __init__(self, app, queues, env, log_path, concurrency=2):
+        self.app = app
+        self.nodename = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        args = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--queues", ",".join(queues),
+            "--concurrency", str(concurrency),
+            "--hostname", self.nodename,
+            "--loglevel", "INFO",
+            "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        super().__init__(args, env, log_path)
+
+    def start(self, wait=True):
+        super().start()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=60):
+        def answers():
+            self.assert_running()
+            return self.app.control.ping(destination=[self.nodename], timeout=0.5)
+
+        wait_for(answers, timeout, message=f"worker {self.nodename} to answer ping")
+
+    def is_idle(self):
+        """True when the worker runs, holds and schedules nothing (ETA retries included)."""
+        inspect = self.app.control.inspect([self.nodename], timeout=1)
+        for held in (inspect.active(), inspect.reserved(), inspect.scheduled()):
+            if held is None or held.get(self.nodename):
+                return False
+        return True
+
+
+class Beat(ServiceProcess):
+    name = "beat"
+
+    def __init__(self, env, log_path, pidfile):
+        args = [
+            sys.executable, "-m", "celery", "-A", "config", "beat",
+            "--loglevel", "INFO", "--pidfile", str(pidfile),
+        ]  # fmt: skip
+        super().__init__(args, env, log_path)
+
+
+class SmtpSink(ServiceProcess):
+    name = "smtp sink"
+
+    def __init__(self, port, maildir, control, env, log_path):
+        self.port = port
+        self.maildir = Path(maildir)
+        self.control = Path(control)
+        args = [
+            sys.executable, "manage.py", "smtp_sink", "--port", str(port),
+            "--maildir", str(maildir), "--control", str(control),
+        ]  # fmt: skip
+        super().__init__(args, env, log_path)
+
+    def start(self):
+        super().start()
+
+        def listening():
+            self.assert_running()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                return False
+            return True
+
+        wait_for(listening, 30, message="the SMTP sink to listen")
+        return self
+
+    def messages(self):
+        from notifications.outbox import list_messages
+
+        return list_messages(self.maildir)
+
+    def set(self, **knobs):
+        from notifications.sink import update_controls
+
+        update_controls(self.control, **knobs)

@@ -1,0 +1,107 @@
+"""The job plumbing's own logic, without a broker: backoff, claims, the outbox."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import outbox, runner
+from jobs.models import Job
+from notifications.jobs import ORDER_CONFIRMATION
+from notifications.tasks import send_order_confirmation
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter():
+    for retries in range(6):
+        ceiling = min(300, 2 * 2**retries)
+        delays = [runner.backoff_seconds(retries, base=2, cap=300) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len({round(d, 3) for d in delays}) > 100, "the delays are jittered"
+    assert runner.backoff_seconds(20, base=2, cap=300) <= 300
+
+
+def make_job(key="order_confirmation:1", **fields):
+    fields = {"kind": "order_confirmation", "task_name": "t", "task_id": key, **fields}
+    return Job.objects.create(key=key, **fields)
+
+
+def claim(key="order_confirmation:1", lease=30):
+    return runner.claim_job(key, task_name="t", task_id=key, args=[1], lease_seconds=lease)
+
+
+@pytest.mark.django_db
+def test_a_claimed_job_is_busy_for_other_copies_until_its_lease_runs_out():
+    make_job(state=Job.State.QUEUED)
+    first = claim()
+    assert first.got_it and first.job.state == Job.State.STARTED and first.job.attempts == 1
+
+    second = claim()
+    assert not second.got_it and not second.already_done
+    assert 25 < second.seconds_left() <= 30
+
+    Job.objects.update(claim_expires_at=timezone.now() - timedelta(seconds=1))
+    third = claim()  # the first attempt died: its lease ran out, the job is free again
+    assert third.got_it and third.job.attempts == 2
+
+
+@pytest.mark.django_db
+def test_a_done_job_is_never_claimed_again():
+    make_job()
+    claim()
+    runner.record_success("order_confirmation:1", {"message_id": "<x@y>"})
+    again = claim()
+    assert not again.got_it and again.already_done
+    assert again.job.outcome == {"message_id": "<x@y>"}
+    assert again.job.attempts == 1
+
+
+@pytest.mark.django_db
+def test_claiming_an_unknown_job_creates_its_record():
+    got = claim("order_confirmation:77")
+    assert got.got_it
+    assert Job.objects.get(key="order_confirmation:77").kind == "order_confirmation"
+
+
+@pytest.mark.django_db
+def test_enqueue_records_one_job_per_key_and_publishes_after_commit(
+    product, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = outbox.enqueue_on_commit(
+            send_order_confirmation, product.pk, kind=ORDER_CONFIRMATION, subject=product
+        )
+        second = outbox.enqueue_on_commit(
+            send_order_confirmation, product.pk, kind=ORDER_CONFIRMATION, subject=product
+        )
+    assert first.pk == second.pk
+    assert len(callbacks) == 1, "asking twice publishes once"
+    assert first.state == Job.State.PENDING
+    assert first.args == [product.pk]
+    assert first.key == f"order_confirmation:{product.pk}"
+
+
+@pytest.mark.django_db
+def test_a_failed_publish_keeps_the_job_pending_with_the_reason(product, monkeypatch):
+    job = make_job(args=[product.pk], task_name=send_order_confirmation.name)
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(send_order_confirmation, "apply_async", broker_down)
+    assert outbox.publish(job.pk) is False
+    job.refresh_from_db()
+    assert job.state == Job.State.PENDING
+    assert "Connection refused" in job.publish_error
+    assert "delayed" in job.describe()
+
+
+@pytest.mark.django_db
+def test_the_sweeper_republishes_only_jobs_that_waited_long_enough(monkeypatch):
+    published = []
+    monkeypatch.setattr(outbox, "publish", lambda pk: published.append(pk) or True)
+    old = make_job("order_confirmation:1", created_at=timezone.now() - timedelta(minutes=5))
+    make_job("order_confirmation:2")  # just asked for: its own on-commit publish is under way
+    make_job("order_confirmation:3", state=Job.State.QUEUED, created_at=old.created_at)
+
+    assert outbox.republish_pending_jobs(older_than=timedelta(seconds=30)) == 1
+    assert published == [old.pk]

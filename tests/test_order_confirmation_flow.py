@@ -1,0 +1,187 @@
+"""The order-confirmation job end to end: real RabbitMQ, real worker, real SMTP server."""
+
+import threading
+import time
+
+import pytest
+from django.db import transaction
+
+from config.celery import app as celery_app
+from jobs.models import Job
+from notifications.tasks import send_order_confirmation
+from shop import services
+from shop.models import Order
+from tests.flows import checkout, confirmation_job, wait_for_job_state
+from tests.processes import wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+def test_checkout_sends_one_confirmation_email(client, broker, smtp_sink, start_worker, product):
+    start_worker()
+    order = checkout(client, product)
+
+    messages = wait_for(smtp_sink.messages, timeout=20, message="the confirmation email")
+    job = wait_for_job_state(order, Job.State.SUCCEEDED)
+    assert len(messages) == 1
+    assert messages[0]["to"] == "ada@example.com"
+    assert f"#{order.pk}" in messages[0]["subject"]
+    assert job.attempts == 1
+    assert job.outcome["message_id"] == messages[0]["message_id"]
+
+    page = client.get(order.get_absolute_url()).content.decode()
+    assert "sent at" in page and "on attempt 1" in page
+    # Nothing else is on its way: the queue is empty and no second email arrives.
+    wait_for(lambda: broker.depth("emails") == 0, message="an empty emails queue")
+    time.sleep(1)
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_rolled_back_order_publishes_nothing(broker, product):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.place_order(
+            customer_name="Rolled Back",
+            email="rollback@example.com",
+            shipping_address="Nowhere",
+            items=[(product, 1)],
+        )
+        raise RuntimeError("the payment failed after the order was written")
+
+    assert not Order.objects.exists()
+    assert not Job.objects.exists()
+    assert broker.depth("emails") == 0
+
+    # The same call, committed, does publish: the measurement above can see a message.
+    services.place_order(
+        customer_name="Committed",
+        email="ok@example.com",
+        shipping_address="Somewhere",
+        items=[(product, 1)],
+    )
+    wait_for(lambda: broker.depth("emails") == 1, timeout=5, message="one published message")
+    [message] = broker.peek("emails")
+    assert message["headers"]["task"] == "notifications.send_order_confirmation"
+    assert message["properties"]["priority"] == 9
+
+
+def test_transient_smtp_failures_are_retried_and_the_email_sent_once(
+    client, broker, smtp_sink, start_worker, product
+):
+    smtp_sink.set(fail_next=2)
+    start_worker()
+    order = checkout(client, product)
+
+    job = wait_for_job_state(order, Job.State.SUCCEEDED)
+    assert job.attempts == 3
+    assert len(smtp_sink.messages()) == 1
+    assert "on attempt 3" in job.describe()
+    wait_for(lambda: broker.depth("emails") == 0, message="an empty emails queue")
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_permanent_failure_is_dead_lettered_with_its_history(
+    client, broker, smtp_sink, start_worker, product
+):
+    smtp_sink.set(reject_next=1)
+    start_worker()
+    order = checkout(client, product)
+
+    job = wait_for_job_state(order, Job.State.FAILED)
+    assert "550" in job.last_error
+    assert job.attempts == 1, "a permanent failure is not retried"
+    [dead] = wait_for(lambda: broker.peek("emails.dead"), message="a dead letter")
+    assert dead["headers"]["id"] == job.task_id
+    [death] = dead["headers"]["x-death"]
+    assert death["queue"] == "emails"
+    assert death["reason"] == "rejected"
+    assert death["count"] == 1
+    assert smtp_sink.messages() == []
+    assert "failed: " in client.get(order.get_absolute_url()).content.decode()
+
+
+def test_confirmation_for_a_missing_order_is_dead_lettered(broker, smtp_sink, start_worker):
+    start_worker()
+    result = send_order_confirmation.delay(987654)
+
+    [dead] = wait_for(lambda: broker.peek("emails.dead"), message="a dead letter")
+    assert dead["headers"]["id"] == result.id
+    assert "does not exist" in Job.objects.get(key="order_confirmation:987654").last_error
+
+
+def test_retries_that_run_out_are_dead_lettered(client, broker, smtp_sink, start_worker, product):
+    smtp_sink.set(fail_next=100)
+    start_worker(JOB_MAX_RETRIES="2")
+    order = checkout(client, product)
+
+    job = wait_for_job_state(order, Job.State.FAILED)
+    assert job.attempts == 3
+    assert job.last_error.startswith("gave up after 3 attempts: SMTP 451")
+    wait_for(lambda: broker.peek("emails.dead"), message="a dead letter")
+    assert smtp_sink.messages() == []
+
+
+def test_the_same_message_delivered_twice_sends_one_email(
+    client, broker, smtp_sink, start_worker, product
+):
+    order = checkout(client, product)  # no worker yet: the message waits in the queue
+    job = confirmation_job(order)
+    for _ in range(2):  # two more copies of the very same message
+        send_order_confirmation.apply_async(args=[order.pk], task_id=job.task_id)
+    assert broker.depth("emails") == 3
+
+    worker = start_worker(concurrency=2)
+    wait_for_job_state(order, Job.State.SUCCEEDED)
+    # Copies that found the job claimed come back until they see it done; wait for them all.
+    wait_for(
+        lambda: broker.depth("emails") == 0 and worker.is_idle(),
+        timeout=30,
+        message="every copy to be processed",
+    )
+    assert len(smtp_sink.messages()) == 1
+    assert confirmation_job(order).attempts == 1
+
+
+class StartedTasks:
+    """Records the order in which the worker starts tasks, from Celery's event stream."""
+
+    def __init__(self):
+        self.ids = []
+        self.listening = threading.Event()
+
+    def __enter__(self):
+        self.connection = celery_app.connection_for_read()
+        self.receiver = celery_app.events.Receiver(
+            self.connection, handlers={"task-started": lambda event: self.ids.append(event["uuid"])}
+        )
+        self.receiver.on_consume_ready = lambda *args, **kwargs: self.listening.set()
+        self.thread = threading.Thread(target=self.receiver.capture, daemon=True)
+        self.thread.start()
+        assert self.listening.wait(10), "could not listen to the worker's events"
+        return self
+
+    def __exit__(self, *exc):
+        self.receiver.should_stop = True
+        self.thread.join(5)
+        self.connection.release()
+
+
+def test_confirmation_overtakes_a_backlog_of_low_priority_jobs(
+    client, broker, smtp_sink, start_worker, product
+):
+    from jobs.tasks import noop
+
+    backlog = 2000
+    with celery_app.producer_or_acquire() as producer:
+        for i in range(backlog):
+            noop.apply_async(args=[f"filler-{i}"], producer=producer)
+    order = checkout(client, product)  # published last, behind the whole backlog
+    job = confirmation_job(order)
+    assert broker.depth("emails") == backlog + 1
+
+    with StartedTasks() as started:
+        start_worker(concurrency=2)
+        wait_for(lambda: len(started.ids) >= backlog + 1, timeout=120, message="all tasks")
+
+    ahead = started.ids.index(job.task_id)
+    assert ahead <= backlog // 100, f"{ahead} low-priority jobs started before the confirmation"
+    assert confirmation_job(order).state == Job.State.SUCCEEDED
