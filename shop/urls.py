@@ -1,2 +1,15 @@
+from django.urls import path
+
+from shop import views
+
 app_name = "shop"
-urlpatterns = []
+urlpatterns = [
+    path("", views.catalog, name="catalog"),
+    path("products/<slug:slug>/", views.product, name="product"),
+    path("cart/", views.cart_detail, name="cart"),
+    path("cart/add/<int:product_id>/", views.cart_add, name="cart_add"),
+    path("cart/update/<int:product_id>/", views.cart_update, name="cart_update"),
+    path("cart/remove/<int:product_id>/", views.cart_remove, name="cart_remove"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/<str:token>/", views.order_status, name="order_status"),
+]

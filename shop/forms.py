@@ -1,0 +1,52 @@
+"""What the shop's pages accept. Every field is checked here before a view acts on it."""
+
+from django import forms
+
+from shop.models import MAX_QUANTITY
+
+
+def quantity_field():
+    return forms.IntegerField(
+        min_value=1,
+        max_value=MAX_QUANTITY,
+        initial=1,
+        error_messages={
+            "required": "Enter a quantity.",
+            "invalid": f"The quantity must be a whole number from 1 to {MAX_QUANTITY}.",
+            "min_value": "The quantity must be at least 1.",
+            "max_value": f"The quantity can be at most {MAX_QUANTITY}.",
+        },
+        widget=forms.NumberInput(attrs={"class": "qty"}),
+    )
+
+
+class AddToCartForm(forms.Form):
+    quantity = quantity_field()
+
+
+class UpdateQuantityForm(forms.Form):
+    quantity = quantity_field()
+
+
+class CheckoutForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    # Same limits as the Order model's columns; CharField strips surrounding whitespace, so a
+    # field of blanks counts as missing.
+    customer_name = forms.CharField(
+        label="Name",
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+    email = forms.EmailField(
+        label="Email",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    shipping_address = forms.CharField(
+        label="Shipping address",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "street-address"}),
+    )
