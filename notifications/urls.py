@@ -1,2 +1,9 @@
+from django.urls import path
+
+from notifications import views
+
 app_name = "notifications"
-urlpatterns = []
+urlpatterns = [
+    path("", views.outbox, name="outbox"),
+    path("<str:key>/", views.outbox_message, name="outbox_message"),
+]
