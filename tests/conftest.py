@@ -23,8 +23,20 @@ TEST_VHOST = os.environ.get("TEST_RABBITMQ_VHOST", "shop_jobs_test")
 MANAGEMENT_API = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")
 TEST_BROKER_URL = rabbitmq.with_vhost(BROKER_URL, TEST_VHOST)
 
+
+def use_broker(url):
+    """Point this process's Celery app at `url`.
+
+    Celery reads the CELERY_BROKER_URL environment variable before its own configuration,
+    so setting app.conf.broker_url alone is not enough when the variable is set.
+    """
+    os.environ["CELERY_BROKER_URL"] = url
+    celery_app.conf.broker_url = url
+    assert celery_app.connection_for_write().as_uri(include_password=True) == url
+
+
 # Whatever the test process publishes goes to the test vhost, never to the demo's.
-celery_app.conf.broker_url = TEST_BROKER_URL
+use_broker(TEST_BROKER_URL)
 
 
 class Broker:
@@ -66,7 +78,7 @@ def rabbitmq_vhost():
     broker = Broker(TEST_BROKER_URL, proxy)
     # The test process plays the web server: it reaches the broker through the proxy, so a
     # test can take the broker away from the shop and give it back.
-    celery_app.conf.broker_url = broker.proxied_url
+    use_broker(broker.proxied_url)
     with celery_app.connection_for_write() as conn:
         queues.declare_topology(conn)
     yield broker
