@@ -65,6 +65,13 @@ def route(queue, priority=PRIORITY_NORMAL):
 
 TASK_ROUTES = {
     "notifications.send_order_confirmation": route(EMAILS, PRIORITY_URGENT),
+    "notifications.send_shipping_notification": route(EMAILS, PRIORITY_HIGH),
+    # A fresh upload is waited for by the staff member who made it; a bulk regeneration is not.
+    "media_jobs.make_renditions": route(MEDIA, PRIORITY_HIGH),
+    "media_jobs.regenerate_renditions": route(MEDIA, PRIORITY_BULK),
+    # A report a person asked for goes before the scheduled ones.
+    "shop.build_sales_report": route(REPORTS, PRIORITY_HIGH),
+    "shop.build_scheduled_sales_report": route(REPORTS, PRIORITY_NORMAL),
     "jobs.noop": route(EMAILS, PRIORITY_BULK),
     "jobs.republish_pending_jobs": route(MAINTENANCE, PRIORITY_HIGH),
     "celery.backend_cleanup": route(MAINTENANCE),

@@ -236,3 +236,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- Media (thumbnails) -------------------------------------------------------------------------
+
+# --- Sales reports ------------------------------------------------------------------------------

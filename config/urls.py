@@ -6,6 +6,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("outbox/", include("notifications.urls")),
+    path("staff/reports/", include("shop.report_urls")),
+    path("staff/images/", include("media_jobs.urls")),
     path("", include("shop.urls")),
 ]
 

@@ -23,14 +23,15 @@ from jobs.models import Job
 logger = logging.getLogger(__name__)
 
 
-def enqueue_on_commit(task, *args, kind, subject):
+def enqueue_on_commit(task, *args, kind, subject, key=None):
     """Record a job of `kind` for `subject` and publish `task(*args)` once the caller commits.
 
-    Asking twice for the same kind of job on the same subject returns the first job and
-    publishes nothing new: the key is unique.
+    The job's key defaults to one job of this kind per subject; pass `key` when a subject
+    can have several (a regeneration batch, say). Asking twice for the same key returns the
+    first job and publishes nothing new.
     """
     job, created = Job.objects.get_or_create(
-        key=kind.key(subject.pk),
+        key=key or kind.key(subject.pk),
         defaults={
             "kind": kind.name,
             "subject": subject_label(subject),

@@ -43,6 +43,9 @@ class Order(models.Model):
     shipping_address = models.TextField(max_length=500)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLACED)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    carrier = models.CharField(max_length=50, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
