@@ -128,10 +128,18 @@ def smtp_sink(tmp_path, database_url):
 
 
 @pytest.fixture
-def service_env(broker, database_url, smtp_sink, tmp_path):
+def media_root(settings, tmp_path):
+    """Uploaded and generated files of this test, shared with its worker processes."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def service_env(broker, database_url, smtp_sink, media_root, tmp_path):
     """Environment for a worker or beat process of this test."""
     return dict(
         os.environ,
+        MEDIA_ROOT=str(media_root),
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url,
         CELERY_BROKER_URL=broker.url,
