@@ -45,6 +45,33 @@ def enqueue_on_commit(task, *args, kind, subject, key=None):
     return job
 
 
+def enqueue_many_on_commit(task, kind, subjects):
+    """`enqueue_on_commit(task, subject.pk, ...)` for many subjects, in a few queries.
+
+    For bulk actions over hundreds of rows: the jobs are inserted in one statement and
+    published in one go after the commit. Subjects that already have a job of this kind are
+    left alone, so running the same bulk action twice asks for nothing new.
+    """
+    wanted = [
+        Job(
+            key=kind.key(subject.pk),
+            kind=kind.name,
+            subject=subject_label(subject),
+            task_name=task.name,
+            args=[subject.pk],
+            task_id=str(uuid.uuid4()),
+        )
+        for subject in subjects
+    ]
+    Job.objects.bulk_create(wanted, ignore_conflicts=True, batch_size=500)
+    # The rows that carry our task ids are the ones this call created.
+    created = list(
+        Job.objects.filter(task_id__in=[job.task_id for job in wanted]).values_list("pk", flat=True)
+    )
+    transaction.on_commit(partial(publish_many, created))
+    return len(created)
+
+
 def subject_label(obj):
     return f"{obj._meta.model_name}:{obj.pk}"
 
@@ -80,11 +107,21 @@ def republish_pending_jobs(older_than=None):
         older_than = timedelta(seconds=settings.OUTBOX_REPUBLISH_AFTER_SECONDS)
     cutoff = timezone.now() - older_than
     stale = Job.objects.filter(state=Job.State.PENDING, created_at__lte=cutoff)
-    published = 0
-    for job_pk in stale.values_list("pk", flat=True).iterator():
-        if not publish(job_pk):
-            break  # the broker is still down: the next sweep tries again
-        published += 1
+    published = publish_many(list(stale.values_list("pk", flat=True)))
     if published:
         logger.info("republished %d job(s) from the outbox", published)
+    return published
+
+
+def publish_many(job_pks):
+    """Publish jobs in turn, stopping at the first failure; returns how many went out.
+
+    When the broker is down there is no point trying the rest: they stay in the outbox for
+    the sweeper.
+    """
+    published = 0
+    for job_pk in job_pks:
+        if not publish(job_pk):
+            break
+        published += 1
     return published

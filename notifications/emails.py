@@ -49,13 +49,31 @@ def render_order_confirmation(order, message_id):
     )
 
 
+def render_shipping_notification(order, message_id):
+    return render_email(
+        "shipping_notification",
+        {"order": order, "lines": list(order.lines.all())},
+        to=order.email,
+        message_id=message_id,
+    )
+
+
 def send_order_confirmation(order_id, job_key):
     """Send the confirmation email of order `order_id`. Returns what was sent."""
+    return send_order_email(order_id, job_key, render_order_confirmation)
+
+
+def send_shipping_notification(order_id, job_key):
+    """Tell the customer their order `order_id` is on its way. Returns what was sent."""
+    return send_order_email(order_id, job_key, render_shipping_notification)
+
+
+def send_order_email(order_id, job_key, render):
     try:
         order = Order.objects.get(pk=order_id)
     except Order.DoesNotExist:
         raise PermanentError(f"order {order_id} does not exist") from None
-    message = render_order_confirmation(order, job_message_id(job_key))
+    message = render(order, job_message_id(job_key))
     deliver(message)
     return {
         "to": message.to,

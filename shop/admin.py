@@ -1,8 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from shop import selectors
+from shop import selectors, services
+from shop.forms import BulkShipForm
 from shop.models import Order, OrderLine, Product
 
 
@@ -58,11 +60,15 @@ class OrderLineInline(admin.TabularInline):
 class OrderAdmin(admin.ModelAdmin):
     list_display = ["__str__", "customer_name", "email", "status", "order_total", "created_at"]
     list_filter = ["status"]
+    actions = ["mark_shipped"]
     search_fields = ["customer_name", "email", "token"]
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]
     fields = [
         "status",
+        "carrier",
+        "tracking_number",
+        "shipped_at",
         "customer_name",
         "email",
         "shipping_address",
@@ -72,7 +78,19 @@ class OrderAdmin(admin.ModelAdmin):
         "status_page",
         "background_jobs",
     ]
-    readonly_fields = ["token", "created_at", "order_total", "status_page", "background_jobs"]
+    # Shipping goes through the "Mark as shipped" action (shop.services.ship_orders), which
+    # also asks for the shipping email: these fields are not typed in by hand.
+    readonly_fields = [
+        "status",
+        "carrier",
+        "tracking_number",
+        "shipped_at",
+        "token",
+        "created_at",
+        "order_total",
+        "status_page",
+        "background_jobs",
+    ]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("lines")
@@ -81,6 +99,30 @@ class OrderAdmin(admin.ModelAdmin):
         # Orders come from checkout (shop.services.place_order), which also asks for the
         # confirmation email; one typed in here would have no job behind it.
         return False
+
+    @admin.action(description="Mark as shipped (and email the customers)")
+    def mark_shipped(self, request, queryset):
+        """Ship many orders in one request: the emails are jobs, so this returns at once."""
+        form = BulkShipForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            shipped = services.ship_orders(queryset, carrier=form.cleaned_data["carrier"])
+            skipped = queryset.count() - len(shipped)
+            self.message_user(
+                request,
+                f"{len(shipped)} order(s) shipped, their emails queued; "
+                f"{skipped} already shipped left alone.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Mark orders as shipped",
+            "orders": queryset,
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/shop/order/ship_orders.html", context)
 
     @admin.display(description="Total")
     def order_total(self, obj):

@@ -50,3 +50,23 @@ class CheckoutForm(forms.Form):
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "street-address"}),
     )
+
+
+CARRIERS = [
+    ("DemoPost", "DemoPost"),
+    ("Parcel Express", "Parcel Express"),
+    ("Freight Co", "Freight Co"),
+]
+
+
+class ShipOrderForm(forms.Form):
+    carrier = forms.ChoiceField(choices=CARRIERS)
+    tracking_number = forms.RegexField(
+        regex=r"^[A-Za-z0-9-]{4,40}$",
+        strip=True,
+        error_messages={"invalid": "Use 4 to 40 letters, digits or dashes."},
+    )
+
+
+class BulkShipForm(forms.Form):
+    carrier = forms.ChoiceField(choices=CARRIERS)

@@ -1,10 +1,13 @@
 """Writes to the shop. Views call these; these call nothing that knows about HTTP."""
 
-from django.db import transaction
+import secrets
 
-from jobs.outbox import enqueue_on_commit
-from notifications.jobs import ORDER_CONFIRMATION
-from notifications.tasks import send_order_confirmation
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.outbox import enqueue_many_on_commit, enqueue_on_commit
+from notifications.jobs import ORDER_CONFIRMATION, SHIPPING_NOTICE
+from notifications.tasks import send_order_confirmation, send_shipping_notification
 from shop.models import Order, OrderLine
 
 
@@ -36,3 +39,37 @@ def place_order(*, customer_name, email, shipping_address, items):
     )
     enqueue_on_commit(send_order_confirmation, order.pk, kind=ORDER_CONFIRMATION, subject=order)
     return order
+
+
+@transaction.atomic
+def ship_orders(orders, *, carrier, tracking_numbers=None):
+    """Mark the placed orders among `orders` shipped and ask for their shipping emails.
+
+    `tracking_numbers` maps order ids to the carrier's numbers; orders without one get a
+    generated number (the demo has no carrier to ask). Orders already shipped are skipped, so
+    running the same bulk action twice ships nothing and emails nobody a second time. Returns
+    the orders shipped by this call.
+    """
+    tracking_numbers = tracking_numbers or {}
+    to_ship = list(orders.filter(status=Order.Status.PLACED).select_for_update())
+    now = timezone.now()
+    for order in to_ship:
+        order.status = Order.Status.SHIPPED
+        order.carrier = carrier
+        order.tracking_number = tracking_numbers.get(order.pk) or demo_tracking_number(order)
+        order.shipped_at = now
+    Order.objects.bulk_update(
+        to_ship, ["status", "carrier", "tracking_number", "shipped_at"], batch_size=500
+    )
+    enqueue_many_on_commit(send_shipping_notification, SHIPPING_NOTICE, to_ship)
+    return to_ship
+
+
+def ship_order(order, *, carrier, tracking_number):
+    """Ship one order; returns False if it had already been shipped."""
+    orders = Order.objects.filter(pk=order.pk)
+    return bool(ship_orders(orders, carrier=carrier, tracking_numbers={order.pk: tracking_number}))
+
+
+def demo_tracking_number(order):
+    return f"{order.pk:08d}-{secrets.token_hex(3).upper()}"

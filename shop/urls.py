@@ -1,6 +1,6 @@
 from django.urls import path
 
-from shop import views
+from shop import staff_views, views
 
 app_name = "shop"
 urlpatterns = [
@@ -12,4 +12,6 @@ urlpatterns = [
     path("cart/remove/<int:product_id>/", views.cart_remove, name="cart_remove"),
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<str:token>/", views.order_status, name="order_status"),
+    path("staff/orders/", staff_views.orders_to_ship, name="orders_to_ship"),
+    path("staff/orders/<int:pk>/ship/", staff_views.ship_order, name="ship_order"),
 ]
