@@ -185,6 +185,12 @@ CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
+# A worker process killed mid-task (SIGKILL, out of memory, segfault): instead of requeueing
+# the message as it is, forever, publish it again with its retry count raised (Celery 5.7);
+# past the task's max_retries it is dead-lettered. See JobTask.default_retry_delay.
+CELERY_TASK_RETRY_ON_WORKER_LOST = True
+# A message whose body cannot even be decoded is dead-lettered instead of dropped.
+CELERY_WORKER_CONSUMER = "jobs.worker:DeadLetteringConsumer"
 # Priorities only work if a worker does not hoard messages: take one at a time.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task still running when the broker connection drops is left to finish: its message comes
@@ -207,6 +213,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 JOB_RETRY_BACKOFF_SECONDS = env_float("JOB_RETRY_BACKOFF_SECONDS", 2)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_float("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
 JOB_MAX_RETRIES = env_int("JOB_MAX_RETRIES", 5)
+JOB_WORKER_LOST_RETRY_DELAY_SECONDS = env_float("JOB_WORKER_LOST_RETRY_DELAY_SECONDS", 2)
 # The outbox sweeper publishes jobs again that have waited this long for the broker.
 OUTBOX_REPUBLISH_AFTER_SECONDS = env_float("OUTBOX_REPUBLISH_AFTER_SECONDS", 20)
 OUTBOX_SWEEP_INTERVAL_SECONDS = env_float("OUTBOX_SWEEP_INTERVAL_SECONDS", 15)

@@ -79,10 +79,16 @@ def claim_job(key, *, task_name, task_id, args, lease_seconds):
     )
     now = timezone.now()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    free = Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now)
+    holder = Job.objects.filter(key=key).values_list("claimed_by", flat=True).first()
+    if holder and holder_is_dead(holder):
+        # The attempt holding the lease was killed (its process is gone): no need to wait
+        # for the lease to run out. Only the current holder can be taken over this way.
+        free |= Q(claimed_by=holder)
     got_it = (
         Job.objects.filter(key=key)
         .exclude(state=Job.State.SUCCEEDED)
-        .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lte=now))
+        .filter(free)
         .update(
             state=Job.State.STARTED,
             claimed_by=owner,
@@ -93,6 +99,24 @@ def claim_job(key, *, task_name, task_id, args, lease_seconds):
         )
     )
     return Claim(got_it=bool(got_it), job=Job.objects.get(key=key), owner=owner)
+
+
+def holder_is_dead(owner):
+    """True if `owner` ("host:pid:nonce") names a process of this machine that no longer runs.
+
+    On another machine we cannot tell, and the lease has to run out.
+    """
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False
 
 
 def record_success(key, outcome):
@@ -135,6 +159,10 @@ class JobTask(Task):
     """Base class for tasks that do one unit of business work."""
 
     max_retries = settings.JOB_MAX_RETRIES
+    # With task_retry_on_worker_lost, a task whose worker process died is published again
+    # after this delay, at most max_retries times: then it is dead-lettered, so a message
+    # that kills its worker every time (a poison message) cannot loop forever.
+    default_retry_delay = settings.JOB_WORKER_LOST_RETRY_DELAY_SECONDS
 
     @property
     def lease_seconds(self):

@@ -1,6 +1,12 @@
+import os
+import signal
+
 from celery import shared_task
+from django.conf import settings
 
 from jobs import outbox
+from jobs.errors import PermanentError
+from jobs.runner import JobTask
 
 
 @shared_task(name="jobs.republish_pending_jobs", soft_time_limit=60, time_limit=90)
@@ -13,3 +19,21 @@ def republish_pending_jobs():
 def noop(label=""):
     """Does nothing: bulk filler for load tests, benchmarks and the demo's flood control."""
     return label
+
+
+@shared_task(
+    bind=True, base=JobTask, name="jobs.demo_poison_pill", soft_time_limit=30, time_limit=40
+)
+def demo_poison_pill(self, label):
+    """Kill the worker process that runs it: a poison message, for the demo and the tests.
+
+    Every delivery kills its worker process; task_retry_on_worker_lost publishes it again a
+    limited number of times, then it is dead-lettered instead of looping forever.
+    """
+    return self.run_once(f"poison:{label}", kill_this_process)
+
+
+def kill_this_process():
+    if not settings.DEBUG:
+        raise PermanentError("the poison pill only works in the demo (DEBUG)")
+    os.kill(os.getpid(), signal.SIGKILL)

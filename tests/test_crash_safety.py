@@ -1,0 +1,97 @@
+"""Workers that die, and messages that kill them: the work is done once, or parked."""
+
+import os
+import signal
+import uuid
+
+import pytest
+from kombu import Connection, Exchange, Producer
+
+from jobs.models import Job
+from jobs.tasks import demo_poison_pill
+from tests.flows import checkout, confirmation_job, wait_for_job_state
+from tests.processes import wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+def running_child_pid(worker, task_id):
+    active = worker.app.control.inspect([worker.nodename], timeout=1).active() or {}
+    for task in active.get(worker.nodename, []):
+        if task["id"] == task_id:
+            return task["worker_pid"]
+    return None
+
+
+def test_a_worker_killed_mid_send_sends_the_email_once(
+    client, broker, smtp_sink, start_worker, product
+):
+    smtp_sink.set(latency=3)  # the send hangs long enough to kill the worker in the middle
+    worker = start_worker()
+    order = checkout(client, product)
+    task_id = confirmation_job(order).task_id
+
+    pid = wait_for(lambda: running_child_pid(worker, task_id), message="the send to start")
+    wait_for(lambda: confirmation_job(order).state == Job.State.STARTED, message="the claim")
+    os.kill(pid, signal.SIGKILL)
+    smtp_sink.set(latency=0)
+
+    job = wait_for_job_state(order, Job.State.SUCCEEDED, timeout=40)
+    assert job.attempts == 2
+    worker.assert_running()
+    wait_for(lambda: worker.is_idle(), message="the worker to settle")
+    assert len(smtp_sink.messages()) == 1
+
+
+def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
+    broker, smtp_sink, start_worker
+):
+    worker = start_worker(queues=("maintenance",), JOB_MAX_RETRIES="2")
+    result = demo_poison_pill.delay("p1")
+
+    [dead] = wait_for(lambda: broker.peek("maintenance.dead"), timeout=60, message="the pill")
+    assert dead["headers"]["id"] == result.id
+    job = Job.objects.get(key="poison:p1")
+    assert job.state == Job.State.FAILED
+    assert job.attempts == 3, "delivered three times: the first and max_retries=2 more"
+    assert "worker process died" in job.last_error
+    worker.assert_running()
+    assert worker.is_idle()
+
+
+def publish_raw(broker, body, content_type="application/json", task="jobs.noop", **headers):
+    task_id = str(uuid.uuid4())
+    with Connection(broker.url) as connection:
+        Producer(connection).publish(
+            body,
+            exchange=Exchange("jobs", type="direct"),
+            routing_key="emails",
+            content_type=content_type,
+            content_encoding="utf-8",
+            headers={"task": task, "id": task_id, **headers},
+        )
+    return task_id
+
+
+@pytest.mark.parametrize(
+    ("body", "task"),
+    [
+        pytest.param("{this is not json", "notifications.send_order_confirmation", id="not-json"),
+        pytest.param("[[1], {}, {}]", "shop.no_such_task", id="unknown-task"),
+        pytest.param("[[1, 2, 3], {}, {}]", "notifications.send_order_confirmation", id="bad-args"),
+    ],
+)
+def test_a_message_the_worker_cannot_run_is_dead_lettered_and_the_worker_goes_on(
+    client, broker, smtp_sink, start_worker, product, body, task
+):
+    worker = start_worker()
+    task_id = publish_raw(broker, body, task=task)
+
+    [dead] = wait_for(lambda: broker.peek("emails.dead"), message="the refused message")
+    assert dead["headers"]["id"] == task_id
+    assert dead["headers"]["x-death"][0]["reason"] == "rejected"
+
+    worker.assert_running()
+    order = checkout(client, product)
+    wait_for_job_state(order, Job.State.SUCCEEDED)
+    assert len(smtp_sink.messages()) == 1
