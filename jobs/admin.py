@@ -1,5 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
+from jobs import deadletters
 from jobs.models import Job
 
 
@@ -9,6 +14,45 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["state", "kind"]
     search_fields = ["key", "subject", "task_id"]
     readonly_fields = [f.name for f in Job._meta.fields]
+    change_list_template = "admin/jobs/job/change_list.html"
 
     def has_add_permission(self, request):
         return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("dead-letters/", view(self.dead_letters), name="jobs_dead_letters"),
+            path(
+                "dead-letters/act/",
+                view(require_POST(self.act_on_dead_letters)),
+                name="jobs_dead_letters_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dead_letters(self, request):
+        """Every dead-letter queue with its messages: why each died, and when."""
+        sections = [
+            {"queue": name, "depth": depth, "letters": deadletters.read(name)}
+            for name, depth in deadletters.depths().items()
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Dead letters",
+            "sections": sections,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/jobs/dead_letters.html", context)
+
+    def act_on_dead_letters(self, request):
+        queue = request.POST.get("queue", "")
+        action = request.POST.get("action")
+        ids = None if request.POST.get("all") else request.POST.getlist("id")
+        act = {"replay": deadletters.replay, "discard": deadletters.discard}.get(action)
+        if act is None or queue not in deadletters.dead_letter_queues():
+            messages.error(request, "Unknown action or queue.")
+        else:
+            done = act(queue, ids)
+            messages.success(request, f"{done} message(s) of {queue}: {action} done.")
+        return redirect(reverse("admin:jobs_dead_letters"))

@@ -36,6 +36,7 @@ class Job(models.Model):
 
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    replays = models.PositiveIntegerField(default=0, help_text="Times replayed from dead letters")
     last_error = models.TextField(blank=True)
     publish_error = models.TextField(blank=True)
     outcome = models.JSONField(null=True, blank=True)

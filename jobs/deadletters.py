@@ -1,0 +1,198 @@
+"""Dead letters: read what RabbitMQ parked in the `<queue>.dead` queues, replay it or drop it.
+
+A message reaches a dead-letter queue when a worker rejected it without requeue: the job failed
+for good, ran out of retries, killed its worker too often, or the message could not be run at
+all. RabbitMQ adds an `x-death` header saying from which queue, why and when. Nothing consumes
+these queues; staff decide, from the admin or `manage.py deadletters`.
+
+Reading works with basic.get without acknowledging: the messages go back to their queue, in
+order, when the channel closes. Replaying publishes a copy to the queue the message died in and
+only then acknowledges the dead one, so a crash in between leaves a duplicate, never a loss;
+the job's idempotency key makes the duplicate harmless.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from celery import current_app
+from django.db.models import F
+from django_celery_results.models import TaskResult
+from kombu import Exchange, Producer
+
+from config import queues
+from jobs.models import Job
+
+# A dead-letter queue bigger than this is shown and handled in slices of this size.
+MAX_MESSAGES = 1000
+
+
+@dataclass
+class DeadLetter:
+    queue: str
+    id: str
+    task: str
+    arguments: str
+    content_type: str
+    reason: str
+    deaths: list = field(default_factory=list)
+    first_failed_at: datetime | None = None
+    priority: int | None = None
+
+    @property
+    def origin_queue(self):
+        return self.deaths[0]["queue"] if self.deaths else self.queue.removesuffix(".dead")
+
+
+def dead_letter_queues():
+    return [queues.dead_letter_queue_name(name) for name in queues.WORK_QUEUE_NAMES]
+
+
+def depths():
+    """{dead-letter queue: number of messages}."""
+    with current_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        return {
+            name: channel.queue_declare(name, passive=True).message_count
+            for name in dead_letter_queues()
+        }
+
+
+def read(queue_name, limit=200):
+    """The first `limit` dead letters of `queue_name`, left where they are."""
+    _check_queue(queue_name)
+    with current_app.connection_for_write() as connection:
+        channel = connection.channel()
+        try:
+            return [describe(queue_name, m) for m in _fetch(channel, queue_name, limit)]
+        finally:
+            channel.close()  # unacknowledged: back to the queue
+
+
+def replay(queue_name, ids=None):
+    """Publish the dead letters `ids` (all when None) again to the queue they died in.
+
+    Each replayed job starts with a fresh retry budget. Returns how many were replayed.
+    """
+    return _take(queue_name, ids, _republish)
+
+
+def discard(queue_name, ids=None):
+    """Drop the dead letters `ids` (all when None) for good. Returns how many."""
+    return _take(queue_name, ids, lambda producer, message: None)
+
+
+def _take(queue_name, ids, handle):
+    _check_queue(queue_name)
+    wanted = None if ids is None else set(ids)
+    done = 0
+    with current_app.connection_for_write() as connection:
+        channel = connection.channel()
+        producer = Producer(channel)
+        try:
+            for message in _fetch(channel, queue_name, MAX_MESSAGES):
+                if wanted is not None and message_id(message) not in wanted:
+                    continue  # left unacknowledged: it goes back when the channel closes
+                handle(producer, message)
+                message.ack()
+                done += 1
+        finally:
+            channel.close()
+    return done
+
+
+def _republish(producer, message):
+    headers = {k: v for k, v in (message.headers or {}).items() if k != "x-death"}
+    death = (message.headers or {}).get("x-death", [{}])[0]
+    headers["retries"] = 0  # Celery's own count, which limits retries after a lost worker
+    producer.publish(
+        message.body,
+        exchange=Exchange(death.get("exchange", queues.WORK_EXCHANGE.name), type="direct"),
+        routing_key=(death.get("routing-keys") or [death.get("queue")])[0],
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        priority=message.properties.get("priority"),
+        delivery_mode=2,
+        correlation_id=message.properties.get("correlation_id"),
+        retry=True,
+    )
+    if task_id := headers.get("id"):
+        Job.objects.filter(task_id=task_id).exclude(state=Job.State.SUCCEEDED).update(
+            state=Job.State.QUEUED, attempts=0, replays=F("replays") + 1, next_retry_at=None
+        )
+
+
+def _fetch(channel, queue_name, limit):
+    messages = []
+    while len(messages) < limit:
+        message = channel.basic_get(queue_name, no_ack=False)
+        if message is None:
+            break
+        messages.append(channel.message_to_python(message))
+    return messages
+
+
+def _check_queue(queue_name):
+    if queue_name not in dead_letter_queues():
+        raise ValueError(f"{queue_name!r} is not a dead-letter queue")
+
+
+def message_id(message):
+    """The task id, or for a message that has none, a digest of its body."""
+    task_id = (message.headers or {}).get("id")
+    return task_id or "sha1-" + hashlib.sha1(message.body).hexdigest()[:16]
+
+
+def describe(queue_name, message):
+    headers = message.headers or {}
+    deaths = [
+        {
+            "queue": d.get("queue"),
+            "reason": d.get("reason"),
+            "count": d.get("count"),
+            "time": d.get("time"),
+        }
+        for d in headers.get("x-death", [])
+    ]
+    times = [d["time"] for d in deaths if d["time"]]
+    return DeadLetter(
+        queue=queue_name,
+        id=message_id(message),
+        task=headers.get("task", "?"),
+        arguments=headers.get("argsrepr") or _short(message.body),
+        content_type=message.content_type,
+        reason=why_dead(message),
+        deaths=deaths,
+        first_failed_at=min(times) if times else None,
+        priority=message.properties.get("priority"),
+    )
+
+
+def why_dead(message):
+    """Why the worker refused this message, in words, from what it and the database say."""
+    headers = message.headers or {}
+    accepted = current_app.conf.accept_content
+    if message.content_type not in {"application/json", *accepted}:
+        return f"content type {message.content_type!r} is not accepted (JSON only)"
+    try:
+        json.loads(message.body)
+    except ValueError as exc:
+        return f"the body is not valid JSON: {exc}"
+    task = headers.get("task")
+    if task not in current_app.tasks:
+        return f"no worker knows the task {task!r}"
+    task_id = headers.get("id")
+    job = Job.objects.filter(task_id=task_id).first()
+    if job and job.last_error:
+        return job.last_error
+    result = TaskResult.objects.filter(task_id=task_id).first()
+    if result and result.traceback:
+        return result.traceback.strip().splitlines()[-1]
+    return "rejected by the worker"
+
+
+def _short(body, limit=200):
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    return text if len(text) <= limit else text[:limit] + "…"
