@@ -1,0 +1,111 @@
+"""Security: production passes the deploy check, forms need CSRF, Flower needs a login."""
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from jobs.models import Job
+from tests.faults import free_port
+from tests.flows import checkout, wait_for_job_state
+from tests.processes import ROOT, ServiceProcess, wait_for
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "shop.example.com",
+}
+
+
+def manage(*args, **env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_its_secrets():
+    result = manage("check", **{**PRODUCTION, "SECRET_KEY": ""})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_every_form_post_needs_the_csrf_token(product):
+    client = Client(enforce_csrf_checks=True)
+    assert (
+        client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": 1}).status_code == 403
+    )
+    assert client.post(reverse("shop:checkout"), {}).status_code == 403
+    assert (
+        client.post(reverse("admin:login"), {"username": "x", "password": "y"}).status_code == 403
+    )
+
+
+class Flower(ServiceProcess):
+    name = "flower"
+
+    def __init__(self, port, env, log_path, user="watcher", password="s3cret-for-tests"):
+        self.port, self.user, self.password = port, user, password
+        args = [
+            sys.executable, "-m", "celery", "-A", "config", "flower",
+            "--address=127.0.0.1", f"--port={port}", f"--basic-auth={user}:{password}",
+        ]  # fmt: skip
+        super().__init__(args, env, log_path)
+
+    def get(self, path, auth=True):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        if auth:
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            return None, b""
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_flower_needs_a_login_and_then_lists_the_confirmation_task(
+    client, broker, smtp_sink, service_env, start_worker, product, tmp_path
+):
+    flower = Flower(free_port(), service_env, tmp_path / "flower.log").start()
+    try:
+        wait_for(lambda: flower.get("/healthcheck", auth=False)[0] == 200, message="Flower")
+        assert flower.get("/api/tasks", auth=False)[0] == 401
+        assert flower.get("/", auth=False)[0] == 401
+
+        start_worker()
+        order = checkout(client, product)
+        job = wait_for_job_state(order, Job.State.SUCCEEDED)
+
+        def listed():
+            status, body = flower.get("/api/tasks")
+            return status == 200 and json.loads(body).get(job.task_id)
+
+        task = wait_for(listed, timeout=20, message="Flower to list the task")
+        assert task["name"] == "notifications.send_order_confirmation"
+        assert task["state"] == "SUCCESS"
+    finally:
+        flower.stop()
