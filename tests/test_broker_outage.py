@@ -1,11 +1,16 @@
 """The broker goes away while customers check out: nothing hangs, nothing is lost or doubled."""
 
+import os
+import shutil
+import subprocess
+import threading
 import time
 
 import pytest
 
 from jobs.models import Job
 from tests.flows import checkout, confirmation_job, wait_for_job_state
+from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -38,3 +43,50 @@ def test_checkout_while_the_broker_is_down_sends_the_email_once_it_is_back(
     time.sleep(2)  # two more sweeps: they must find nothing left to publish
     assert len(smtp_sink.messages()) == 1
     assert confirmation_job(order).attempts == 1
+
+
+def rabbitmqctl(*args):
+    return subprocess.run(
+        [RABBITMQCTL, *args], capture_output=True, text=True, timeout=120, check=True
+    )
+
+
+RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which("rabbitmqctl", path="/usr/sbin:/sbin")
+
+
+@pytest.mark.skipif(
+    RABBITMQCTL is None or os.geteuid() != 0,
+    reason="restarting RabbitMQ needs the local rabbitmqctl, as root",
+)
+def test_rabbitmq_restarted_during_checkouts_loses_and_doubles_nothing(
+    client, broker, smtp_sink, start_worker, start_beat, product
+):
+    start_worker(**FAST_SWEEP)
+    start_beat(**FAST_SWEEP)
+
+    def restart():
+        time.sleep(1.5)
+        rabbitmqctl("stop_app")  # the node stays up; every connection to it is dropped
+        time.sleep(3)
+        rabbitmqctl("start_app")
+
+    restarter = threading.Thread(target=restart)
+    restarter.start()
+    durations, orders = [], []
+    deadline = time.monotonic() + 9
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        orders.append(checkout(client, product, email=f"c{len(orders)}@example.com"))
+        durations.append(time.monotonic() - started)
+        time.sleep(0.2)
+    restarter.join()
+
+    assert max(durations) < 2, f"slowest checkout took {max(durations):.2f}s"
+    assert any(confirmation_job(o).publish_error for o in orders), "no checkout met the outage"
+    wait_for(
+        lambda: Job.objects.filter(state=Job.State.SUCCEEDED).count() == len(orders),
+        timeout=90,
+        message="every confirmation to be sent",
+    )
+    recipients = sorted(m["to"] for m in smtp_sink.messages())
+    assert recipients == sorted(o.email for o in orders)
