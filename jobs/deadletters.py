@@ -142,7 +142,8 @@ def _check_queue(queue_name):
 def message_id(message):
     """The task id, or for a message that has none, a digest of its body."""
     task_id = (message.headers or {}).get("id")
-    return task_id or "sha1-" + hashlib.sha1(message.body).hexdigest()[:16]
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    return task_id or "sha1-" + hashlib.sha1(body).hexdigest()[:16]
 
 
 def describe(queue_name, message):

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from kombu import Connection, Exchange, Producer
 
+from jobs import deadletters
 from jobs.models import Job
 from jobs.tasks import demo_poison_pill
 from tests.flows import checkout, confirmation_job, wait_for_job_state
@@ -59,8 +60,7 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
     assert worker.is_idle()
 
 
-def publish_raw(broker, body, content_type="application/json", task="jobs.noop", **headers):
-    task_id = str(uuid.uuid4())
+def publish_raw(broker, body, content_type="application/json", headers=None):
     with Connection(broker.url) as connection:
         Producer(connection).publish(
             body,
@@ -68,28 +68,39 @@ def publish_raw(broker, body, content_type="application/json", task="jobs.noop",
             routing_key="emails",
             content_type=content_type,
             content_encoding="utf-8",
-            headers={"task": task, "id": task_id, **headers},
+            headers=headers or {},
         )
-    return task_id
 
 
-@pytest.mark.parametrize(
-    ("body", "task"),
-    [
-        pytest.param("{this is not json", "notifications.send_order_confirmation", id="not-json"),
-        pytest.param("[[1], {}, {}]", "shop.no_such_task", id="unknown-task"),
-        pytest.param("[[1, 2, 3], {}, {}]", "notifications.send_order_confirmation", id="bad-args"),
-    ],
-)
-def test_a_message_the_worker_cannot_run_is_dead_lettered_and_the_worker_goes_on(
-    client, broker, smtp_sink, start_worker, product, body, task
+CONFIRMATION = "notifications.send_order_confirmation"
+
+# Messages no worker can run, and why the dead-letter page says they are parked.
+JSON = "application/json"
+HOSTILE_MESSAGES = [
+    pytest.param("{not json", JSON, CONFIRMATION, "not valid JSON", id="not-json"),
+    pytest.param("", JSON, CONFIRMATION, "not valid JSON", id="empty-body"),
+    pytest.param("[[1], {}, {}]", JSON, "shop.nope", "no worker knows", id="unknown-task"),
+    pytest.param("[[1, 2, 3], {}, {}]", JSON, CONFIRMATION, "TypeError", id="wrong-arguments"),
+    pytest.param('{"order": 1}', JSON, CONFIRMATION, "", id="wrong-shape"),
+    pytest.param("[[1], {}, {}]", "text/plain", CONFIRMATION, "not accepted", id="text-plain"),
+    pytest.param("[[1], {}, {}]", JSON, None, "no worker knows", id="no-task-header"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "task", "reason"), HOSTILE_MESSAGES)
+def test_a_message_the_worker_cannot_run_is_parked_and_the_worker_goes_on(
+    client, broker, smtp_sink, start_worker, product, body, content_type, task, reason
 ):
     worker = start_worker()
-    task_id = publish_raw(broker, body, task=task)
+    task_id = str(uuid.uuid4())
+    headers = {"id": task_id, "task": task} if task else {}
+    publish_raw(broker, body, content_type, headers)
 
-    [dead] = wait_for(lambda: broker.peek("emails.dead"), message="the refused message")
-    assert dead["headers"]["id"] == task_id
-    assert dead["headers"]["x-death"][0]["reason"] == "rejected"
+    [letter] = wait_for(lambda: deadletters.read("emails.dead"), message="the refused message")
+    assert letter.id == (task_id if task else letter.id)
+    assert letter.deaths[0]["reason"] == "rejected"
+    assert reason in letter.reason
+    assert not Job.objects.exists(), "nothing ran"
 
     worker.assert_running()
     order = checkout(client, product)
