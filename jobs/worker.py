@@ -1,4 +1,4 @@
-"""What the worker does with messages it cannot even read."""
+"""What the worker does with messages it cannot even read: park them, never die of them."""
 
 import logging
 
@@ -8,19 +8,41 @@ logger = logging.getLogger(__name__)
 
 
 class DeadLetteringConsumer(Consumer):
-    """Celery's consumer, but a message whose body cannot be decoded is dead-lettered.
+    """Celery's consumer, hardened against malformed messages.
 
-    Celery acknowledges such a message, and it is gone for good (see BROKER-FACTS). Rejecting
-    it without requeue hands it to the queue's dead-letter exchange instead, where staff can
-    look at it. Messages of a content type we do not accept, for unknown tasks, or with
-    arguments a task cannot take are already rejected by Celery itself.
+    Celery already rejects a message of a content type we do not accept, for an unknown task,
+    or with arguments its task cannot take, and rejected messages are dead-lettered. Two kinds
+    of bad input are handled worse, as measured (see BROKER-FACTS and tests/test_crash_safety):
+
+    - a body that cannot be decoded is acknowledged, so it is lost: here it is rejected;
+    - a body that decodes but is not shaped like a task message (`{}`, an empty string)
+      raises inside the consumer and stops the whole worker: here it is rejected instead.
     """
 
     def on_decode_error(self, message, exc):
+        self._dead_letter(message, "cannot be decoded", exc)
+
+    def create_task_handler(self, *args, **kwargs):
+        handle = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message):
+            try:
+                return handle(message)
+            except self.connection_errors:
+                raise  # the broker is gone: the consumer reconnects, the message comes back
+            except Exception as exc:
+                self._dead_letter(message, "is not a well-formed task message", exc)
+                return None
+
+        return on_task_received
+
+    def _dead_letter(self, message, problem, exc):
         logger.error(
-            "dead-lettering a message that cannot be decoded (%s, content type %r): %s",
+            "dead-lettering a message from %r that %s (content type %r): %r",
             message.delivery_info.get("routing_key"),
+            problem,
             message.content_type,
             exc,
         )
-        message.reject(requeue=False)
+        if not message.acknowledged:
+            message.reject_log_error(logger, self.connection_errors)
