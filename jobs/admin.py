@@ -5,11 +5,25 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from jobs import deadletters
-from jobs.models import Job
+from jobs.models import Job, JobEvent
+
+
+class JobEventInline(admin.TabularInline):
+    """The job's timeline: every step it took, oldest first."""
+
+    model = JobEvent
+    fields = ["at", "kind", "attempt", "worker", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    inlines = [JobEventInline]
     list_display = ["key", "state", "attempts", "subject", "created_at", "finished_at"]
     list_filter = ["state", "kind"]
     search_fields = ["key", "subject", "task_id"]

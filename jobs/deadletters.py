@@ -22,7 +22,7 @@ from django_celery_results.models import TaskResult
 from kombu import Exchange, Producer
 
 from config import queues
-from jobs.models import Job
+from jobs.models import Job, JobEvent, record_event
 
 # A dead-letter queue bigger than this is shown and handled in slices of this size.
 MAX_MESSAGES = 1000
@@ -118,10 +118,12 @@ def _republish(producer, message):
         correlation_id=message.properties.get("correlation_id"),
         retry=True,
     )
-    if task_id := headers.get("id"):
-        Job.objects.filter(task_id=task_id).exclude(state=Job.State.SUCCEEDED).update(
+    job = Job.objects.filter(task_id=headers.get("id")).first()
+    if job:
+        Job.objects.filter(pk=job.pk).exclude(state=Job.State.SUCCEEDED).update(
             state=Job.State.QUEUED, attempts=0, replays=F("replays") + 1, next_retry_at=None
         )
+        record_event(job.pk, JobEvent.Kind.REPLAYED, detail="with a fresh retry budget")
 
 
 def _fetch(channel, queue_name, limit):

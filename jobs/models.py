@@ -85,3 +85,36 @@ class Job(models.Model):
         if self.state == self.State.SUCCEEDED:
             return f"{kind.done} at {local(self.finished_at):%H:%M:%S} on attempt {self.attempts}"
         return f"failed: {self.last_error}"
+
+
+class JobEvent(models.Model):
+    """One step in a job's life: its timeline, as the order page and the admin show it."""
+
+    class Kind(models.TextChoices):
+        QUEUED = "queued", "queued"
+        DELAYED = "delayed", "broker unreachable, kept in the outbox"
+        STARTED = "started", "started"
+        RETRYING = "retrying", "will retry"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        DEAD_LETTERED = "dead_lettered", "dead-lettered"
+        REPLAYED = "replayed", "replayed"
+
+    job = models.ForeignKey(Job, related_name="events", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self):
+        return f"{self.job.key}: {self.kind}"
+
+
+def record_event(job_id, kind, *, attempt=None, worker="", detail=""):
+    return JobEvent.objects.create(
+        job_id=job_id, kind=kind, attempt=attempt, worker=worker or "", detail=detail[:1000]
+    )

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, JobEvent, record_event
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +86,16 @@ def publish(job_pk):
         task.apply_async(args=job.args, task_id=job.task_id)
     except Exception as exc:  # whatever the broker did, the job row keeps the work safe
         logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
-        Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(
-            publish_error=f"{type(exc).__name__}: {exc}"[:500]
-        )
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(publish_error=error)
+        if not job.publish_error:  # the first failure goes on the timeline, not every sweep
+            record_event(job.pk, JobEvent.Kind.DELAYED, detail=error)
         return False
     # Only a PENDING job becomes QUEUED: a fast worker may already have started it.
     Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(
         state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
     )
+    record_event(job.pk, JobEvent.Kind.QUEUED)
     return True
 
 

@@ -28,8 +28,9 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config import queues
 from jobs.errors import PermanentError, TransientError
-from jobs.models import Job
+from jobs.models import Job, JobEvent, record_event
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Claim:
         return max(0.0, (self.job.claim_expires_at - timezone.now()).total_seconds())
 
 
-def claim_job(key, *, task_name, task_id, args, lease_seconds):
+def claim_job(key, *, task_name, task_id, args, lease_seconds, worker=""):
     """Take the lease on job `key` unless it is done or another attempt holds a live lease."""
     Job.objects.get_or_create(
         key=key,
@@ -98,7 +99,10 @@ def claim_job(key, *, task_name, task_id, args, lease_seconds):
             next_retry_at=None,
         )
     )
-    return Claim(got_it=bool(got_it), job=Job.objects.get(key=key), owner=owner)
+    job = Job.objects.get(key=key)
+    if got_it:
+        record_event(job.pk, JobEvent.Kind.STARTED, attempt=job.attempts, worker=worker)
+    return Claim(got_it=bool(got_it), job=job, owner=owner)
 
 
 def holder_is_dead(owner):
@@ -119,9 +123,9 @@ def holder_is_dead(owner):
     return False
 
 
-def record_success(key, outcome):
+def record_success(job, outcome):
     # One statement, so the outcome and the "done" mark are one transaction.
-    Job.objects.filter(key=key).update(
+    Job.objects.filter(pk=job.pk).update(
         state=Job.State.SUCCEEDED,
         outcome=outcome,
         last_error="",
@@ -129,26 +133,40 @@ def record_success(key, outcome):
         claimed_by="",
         claim_expires_at=None,
     )
+    record_event(job.pk, JobEvent.Kind.SUCCEEDED, attempt=job.attempts)
 
 
-def record_retry(key, reason, delay):
-    Job.objects.filter(key=key).exclude(state=Job.State.SUCCEEDED).update(
+def record_retry(job, reason, delay):
+    next_try = timezone.now() + timedelta(seconds=delay)
+    Job.objects.filter(pk=job.pk).exclude(state=Job.State.SUCCEEDED).update(
         state=Job.State.RETRYING,
         last_error=reason,
-        next_retry_at=timezone.now() + timedelta(seconds=delay),
+        next_retry_at=next_try,
         claimed_by="",
         claim_expires_at=None,
     )
+    detail = f"{reason}; next try at {timezone.localtime(next_try):%H:%M:%S}"
+    record_event(job.pk, JobEvent.Kind.RETRYING, attempt=job.attempts, detail=detail)
 
 
-def record_failure(key, reason):
-    Job.objects.filter(key=key).exclude(state=Job.State.SUCCEEDED).update(
+def record_failure(job, reason, dead_letter_queue=None):
+    """The job failed for good; with `dead_letter_queue`, its message is parked there."""
+    Job.objects.filter(pk=job.pk).exclude(state=Job.State.SUCCEEDED).update(
         state=Job.State.FAILED,
         last_error=reason,
         finished_at=timezone.now(),
         claimed_by="",
         claim_expires_at=None,
     )
+    record_event(job.pk, JobEvent.Kind.FAILED, attempt=job.attempts, detail=reason)
+    if dead_letter_queue:
+        record_event(job.pk, JobEvent.Kind.DEAD_LETTERED, detail=f"parked in {dead_letter_queue}")
+
+
+def dead_letter_queue_of(request):
+    """Where RabbitMQ parks this message if we reject it: the dead-letter queue of its queue."""
+    queue = (request.delivery_info or {}).get("routing_key")
+    return queues.dead_letter_queue_name(queue) if queue else None
 
 
 def describe_error(exc):
@@ -178,6 +196,7 @@ class JobTask(Task):
             task_id=request.id,
             args=list(request.args or []),
             lease_seconds=self.lease_seconds,
+            worker=request.hostname,
         )
         if claim.already_done:
             logger.info("job %s was already done; this copy does nothing", key)
@@ -187,28 +206,30 @@ class JobTask(Task):
             logger.info("job %s is running elsewhere; looking again in %.1fs", key, delay)
             raise self.come_back_in(delay)
 
+        job = claim.job
+        dead_letter_queue = dead_letter_queue_of(request)
         try:
             outcome = work()
         except PermanentError as exc:
             reason = describe_error(exc)
-            record_failure(key, reason)
+            record_failure(job, reason, dead_letter_queue)
             logger.error("job %s failed for good: %s", key, reason)
             raise Reject(reason, requeue=False) from exc
         except (TransientError, SoftTimeLimitExceeded) as exc:
             reason = describe_error(exc) if str(exc) else "took longer than its soft time limit"
-            if claim.job.attempts > self.max_retries:
-                reason = f"gave up after {claim.job.attempts} attempts: {reason}"
-                record_failure(key, reason)
+            if job.attempts > self.max_retries:
+                reason = f"gave up after {job.attempts} attempts: {reason}"
+                record_failure(job, reason, dead_letter_queue)
                 logger.error("job %s %s", key, reason)
                 raise Reject(reason, requeue=False) from exc
-            delay = backoff_seconds(claim.job.attempts - 1)
-            record_retry(key, reason, delay)
+            delay = backoff_seconds(job.attempts - 1)
+            record_retry(job, reason, delay)
             logger.warning("job %s attempt failed (%s); retrying in %.1fs", key, reason, delay)
             raise self.come_back_in(delay, exc) from exc
         except Exception as exc:
-            record_failure(key, f"unexpected error: {exc!r}"[:500])
+            record_failure(job, f"unexpected error: {exc!r}"[:500], dead_letter_queue)
             raise
-        record_success(key, outcome)
+        record_success(job, outcome)
         return outcome
 
     def come_back_in(self, seconds, exc=None):

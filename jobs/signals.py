@@ -6,7 +6,7 @@ from billiard.exceptions import WorkerLostError
 from celery.signals import task_failure
 
 from jobs.models import Job
-from jobs.runner import record_failure
+from jobs.runner import dead_letter_queue_of, record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -22,5 +22,5 @@ def record_lost_worker(sender=None, task_id=None, exception=None, **kwargs):
     job = Job.objects.filter(task_id=task_id).first()
     if job:
         reason = f"its worker process died {job.attempts} time(s): {exception}"
-        record_failure(job.key, reason[:500])
+        record_failure(job, reason[:500], dead_letter_queue_of(sender.request))
         logger.error("job %s dead-lettered: %s", job.key, reason)

@@ -47,8 +47,7 @@ def test_a_claimed_job_is_busy_for_other_copies_until_its_lease_runs_out():
 @pytest.mark.django_db
 def test_a_done_job_is_never_claimed_again():
     make_job()
-    claim()
-    runner.record_success("order_confirmation:1", {"message_id": "<x@y>"})
+    runner.record_success(claim().job, {"message_id": "<x@y>"})
     again = claim()
     assert not again.got_it and again.already_done
     assert again.job.outcome == {"message_id": "<x@y>"}
