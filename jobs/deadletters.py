@@ -120,7 +120,8 @@ def _republish(producer, message):
     )
     job = Job.objects.filter(task_id=headers.get("id")).first()
     if job:
-        Job.objects.filter(pk=job.pk).exclude(state=Job.State.SUCCEEDED).update(
+        # Only a failed job starts afresh: another copy of it may be running right now.
+        Job.objects.filter(pk=job.pk, state=Job.State.FAILED).update(
             state=Job.State.QUEUED, attempts=0, replays=F("replays") + 1, next_retry_at=None
         )
         record_event(job.pk, JobEvent.Kind.REPLAYED, detail="with a fresh retry budget")
