@@ -106,6 +106,14 @@ def _republish(producer, message):
     headers = {k: v for k, v in (message.headers or {}).items() if k != "x-death"}
     death = (message.headers or {}).get("x-death", [{}])[0]
     headers["retries"] = 0  # Celery's own count, which limits retries after a lost worker
+    # The job starts afresh before its message is out: a worker may pick the message up at
+    # once. Only a failed job is reset; another copy of it may be running right now.
+    job = Job.objects.filter(task_id=headers.get("id")).first()
+    if job:
+        Job.objects.filter(pk=job.pk, state=Job.State.FAILED).update(
+            state=Job.State.QUEUED, attempts=0, replays=F("replays") + 1, next_retry_at=None
+        )
+        record_event(job.pk, JobEvent.Kind.REPLAYED, detail="with a fresh retry budget")
     producer.publish(
         message.body,
         exchange=Exchange(death.get("exchange", queues.WORK_EXCHANGE.name), type="direct"),
@@ -118,13 +126,6 @@ def _republish(producer, message):
         correlation_id=message.properties.get("correlation_id"),
         retry=True,
     )
-    job = Job.objects.filter(task_id=headers.get("id")).first()
-    if job:
-        # Only a failed job starts afresh: another copy of it may be running right now.
-        Job.objects.filter(pk=job.pk, state=Job.State.FAILED).update(
-            state=Job.State.QUEUED, attempts=0, replays=F("replays") + 1, next_retry_at=None
-        )
-        record_event(job.pk, JobEvent.Kind.REPLAYED, detail="with a fresh retry budget")
 
 
 def _fetch(channel, queue_name, limit):
