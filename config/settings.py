@@ -248,19 +248,58 @@ CELERY_BEAT_SCHEDULE = {
         "task": "celery.backend_cleanup",
         "schedule": crontab(hour=4, minute=0),
     },
+    # Yesterday's sales report (shop/tasks.py), in the shop's time zone (TIME_ZONE).
+    "daily-sales-report": {
+        "task": "shop.build_scheduled_sales_report",
+        "schedule": crontab(hour=1, minute=0),
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------
+# One format for web and workers (Celery leaves the root logger alone and uses this one too).
+# Lines written while a task runs carry its id, name, attempt and job key (jobs/logs.py).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"task_context": {"()": "jobs.logs.TaskContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"()": "jobs.logs.TextFormatter"},
+        "json": {"()": "jobs.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["task_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
 # --- Media (thumbnails) -------------------------------------------------------------------------
+# Product pictures (media_jobs): what an upload may be, and the renditions made of it. The
+# limits are checked at upload (a form error) and again by the worker (the job fails).
+MEDIA_MAX_UPLOAD_BYTES = env_int("MEDIA_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# Decoded size is what costs memory: 50 MP is 150 MB as RGB (a 48 MP phone photo fits), and
+# stays below Pillow's own bomb guard (Image.MAX_IMAGE_PIXELS, 89 MP), which stays on.
+MEDIA_MAX_PIXELS = env_int("MEDIA_MAX_PIXELS", 50_000_000)
+# Longest side over shortest side: a 1 x 60000 strip is an attack, not a product picture.
+MEDIA_MAX_ASPECT_RATIO = env_float("MEDIA_MAX_ASPECT_RATIO", 10)
+# Animated GIF, WebP and PNG are shown by their first frame; more frames than this are refused.
+MEDIA_MAX_FRAMES = env_int("MEDIA_MAX_FRAMES", 100)
+# Widths in pixels of the renditions, each made as WebP and as JPEG (the srcset of the shop).
+RENDITION_WIDTHS = [
+    int(width) for width in os.environ.get("RENDITION_WIDTHS", "160,480,1200").split(",")
+]
 
 # --- Sales reports ------------------------------------------------------------------------------
+# Orders are read this many at a time, each chunk one short query, and the report's progress
+# is saved after each chunk: memory stays flat, and the progress bar moves every chunk.
+SALES_REPORT_CHUNK_SIZE = env_int("SALES_REPORT_CHUNK_SIZE", 1000)
+# A year of orders takes minutes: the task is asked to stop after 30 minutes, killed after 32.
+SALES_REPORT_SOFT_TIME_LIMIT = env_int("SALES_REPORT_SOFT_TIME_LIMIT", 30 * 60)
+SALES_REPORT_TIME_LIMIT = env_int("SALES_REPORT_TIME_LIMIT", 32 * 60)
+# Retries of a failed attempt (storage unavailable, out of time) before the report fails.
+SALES_REPORT_MAX_RETRIES = env_int("SALES_REPORT_MAX_RETRIES", 2)

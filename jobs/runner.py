@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from config import queues
 from jobs.errors import PermanentError, TransientError
+from jobs.logs import current_job
 from jobs.models import Job, JobEvent, record_event
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,14 @@ class JobTask(Task):
 
         job = claim.job
         dead_letter_queue = dead_letter_queue_of(request)
+        log_context = current_job.set({"key": key, "attempt": job.attempts})
+        try:
+            return self._attempt(job, work, dead_letter_queue)
+        finally:
+            current_job.reset(log_context)
+
+    def _attempt(self, job, work, dead_letter_queue):
+        key = job.key
         try:
             outcome = work()
         except PermanentError as exc:
@@ -230,6 +239,7 @@ class JobTask(Task):
             record_failure(job, f"unexpected error: {exc!r}"[:500], dead_letter_queue)
             raise
         record_success(job, outcome)
+        logger.info("job %s done", key)
         return outcome
 
     def come_back_in(self, seconds, exc=None):
