@@ -5,6 +5,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("jobs.urls")),
     path("outbox/", include("notifications.urls")),
     path("staff/reports/", include("shop.report_urls")),
     path("staff/images/", include("media_jobs.urls")),

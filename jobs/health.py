@@ -1,0 +1,41 @@
+"""Health checks: is the web up, does the broker answer, does every queue have a worker?
+
+Plain functions returning (ok, detail); the views in jobs/views.py turn them into HTTP answers
+for load balancers and monitoring, with 503 naming what is down.
+"""
+
+from celery import current_app
+from django.db import connection
+
+from config import queues
+
+
+def database():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return False, f"database: {exc}"
+    return True, "database answers"
+
+
+def broker(timeout=2):
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:
+        return False, f"broker unreachable: {exc}"
+    return True, "broker answers"
+
+
+def workers(timeout=1.0):
+    """Every work queue has at least one worker that answers (a broadcast, like ping)."""
+    try:
+        replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception as exc:
+        return False, f"broker unreachable, no worker can be asked: {exc}"
+    served = {queue["name"] for consumed in replies.values() for queue in consumed}
+    missing = [name for name in queues.WORK_QUEUE_NAMES if name not in served]
+    if missing:
+        return False, f"no worker answers for queue(s): {', '.join(missing)}"
+    return True, f"{len(replies)} worker(s) serve every queue"

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from jobs import views
+
+app_name = "jobs"
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("healthz/broker", views.healthz_broker, name="healthz_broker"),
+    path("healthz/workers", views.healthz_workers, name="healthz_workers"),
+]
