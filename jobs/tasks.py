@@ -1,5 +1,6 @@
 import os
 import signal
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -16,8 +17,10 @@ def republish_pending_jobs():
 
 
 @shared_task(name="jobs.noop", ignore_result=True, soft_time_limit=30, time_limit=40)
-def noop(label=""):
-    """Does nothing: bulk filler for load tests, benchmarks and the demo's flood control."""
+def noop(label="", seconds=0):
+    """Does nothing (for `seconds`): filler for load tests, benchmarks and the demo's flood."""
+    if seconds:
+        time.sleep(min(seconds, 10))
     return label
 
 

@@ -7,4 +7,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("healthz/broker", views.healthz_broker, name="healthz_broker"),
     path("healthz/workers", views.healthz_workers, name="healthz_workers"),
+    path("staff/dashboard/", views.dashboard, name="dashboard"),
+    path("staff/demo/", views.demo_controls, name="demo_controls"),
 ]

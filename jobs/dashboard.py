@@ -1,0 +1,127 @@
+"""What the operations dashboard shows, gathered from RabbitMQ, the workers and the database."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import current_app
+from django.db.models import Min
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from config import queues
+from jobs.models import Job
+
+BUCKET_MINUTES = 5
+
+
+@dataclass
+class QueueRow:
+    name: str
+    ready: int | None
+    consumers: int | None
+    dead: int | None
+    oldest_wait_seconds: float | None
+
+
+def queue_rows():
+    """Depth and consumers of every work queue and its dead letters (passive declares)."""
+    oldest = oldest_waiting_by_queue()
+    rows = []
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            channel = conn.default_channel
+            for name in queues.WORK_QUEUE_NAMES:
+                work = channel.queue_declare(name, passive=True)
+                dead = channel.queue_declare(queues.dead_letter_queue_name(name), passive=True)
+                rows.append(
+                    QueueRow(
+                        name,
+                        work.message_count,
+                        work.consumer_count,
+                        dead.message_count,
+                        oldest.get(name),
+                    )
+                )
+    except Exception:
+        return [
+            QueueRow(name, None, None, None, oldest.get(name)) for name in queues.WORK_QUEUE_NAMES
+        ]
+    return rows
+
+
+def oldest_waiting_by_queue():
+    """{queue: seconds the oldest job not yet started has waited}, from the job rows."""
+    waiting = (
+        Job.objects.filter(state__in=[Job.State.PENDING, Job.State.QUEUED])
+        .values("task_name")
+        .annotate(since=Min(Coalesce("queued_at", "created_at")))
+    )
+    now = timezone.now()
+    oldest = {}
+    for row in waiting:
+        queue = queues.TASK_ROUTES.get(row["task_name"], {}).get("queue")
+        if queue:
+            age = (now - row["since"]).total_seconds()
+            oldest[queue] = max(age, oldest.get(queue, 0))
+    return oldest
+
+
+def workers():
+    """[(worker name, queues it serves, tasks it is running)], from a broadcast."""
+    try:
+        inspect = current_app.control.inspect(timeout=1)
+        served = inspect.active_queues() or {}
+        active = inspect.active() or {}
+    except Exception:
+        return []
+    return [
+        (name, sorted(q["name"] for q in served[name]), active.get(name, []))
+        for name in sorted(served)
+    ]
+
+
+def throughput(hours=1):
+    """Finished and failed tasks per BUCKET_MINUTES over the last `hours`, oldest first."""
+    now = timezone.now()
+    start = now - timedelta(hours=hours)
+    buckets = [
+        {"start": start + timedelta(minutes=BUCKET_MINUTES * i), "succeeded": 0, "failed": 0}
+        for i in range(hours * 60 // BUCKET_MINUTES)
+    ]
+    done = TaskResult.objects.filter(date_done__gte=start).values_list("date_done", "status")
+    for finished_at, status in done.iterator():
+        index = min(
+            int((finished_at - start).total_seconds() // (BUCKET_MINUTES * 60)), len(buckets) - 1
+        )
+        buckets[index]["failed" if status == "FAILURE" else "succeeded"] += 1
+    return buckets
+
+
+def bars_svg(buckets, width=600, height=140):
+    """Stacked bars, succeeded under failed, one per bucket: readable at a glance."""
+    peak = max((b["succeeded"] + b["failed"] for b in buckets), default=0) or 1
+    slot = width / len(buckets)
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height + 20}" role="img" '
+        f'aria-label="tasks finished per {BUCKET_MINUTES} minutes">'
+    ]
+    for i, bucket in enumerate(buckets):
+        x = i * slot + 2
+        ok_h = height * bucket["succeeded"] / peak
+        bad_h = height * bucket["failed"] / peak
+        bar = f'x="{x:.1f}" width="{slot - 4:.1f}"'
+        parts.append(
+            f'<rect class="bar ok" fill="#16a34a" {bar} y="{height - ok_h:.1f}" height="{ok_h:.1f}">'
+            f"<title>{bucket['succeeded']} succeeded</title></rect>"
+            f'<rect class="bar failed" fill="#dc2626" {bar} y="{height - ok_h - bad_h:.1f}" height="{bad_h:.1f}">'
+            f"<title>{bucket['failed']} failed</title></rect>"
+        )
+        if i % 3 == 0:
+            label = timezone.localtime(bucket["start"]).strftime("%H:%M")
+            parts.append(
+                f'<text class="axis" font-size="11" fill="#64748b" x="{x:.1f}" y="{height + 15}">{label}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
