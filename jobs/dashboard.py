@@ -112,16 +112,18 @@ def bars_svg(buckets, width=600, height=140):
         ok_h = height * bucket["succeeded"] / peak
         bad_h = height * bucket["failed"] / peak
         bar = f'x="{x:.1f}" width="{slot - 4:.1f}"'
+        ok_y, bad_y = height - ok_h, height - ok_h - bad_h
         parts.append(
-            f'<rect class="bar ok" fill="#16a34a" {bar} y="{height - ok_h:.1f}" height="{ok_h:.1f}">'
+            f'<rect class="bar ok" fill="#16a34a" {bar} y="{ok_y:.1f}" height="{ok_h:.1f}">'
             f"<title>{bucket['succeeded']} succeeded</title></rect>"
-            f'<rect class="bar failed" fill="#dc2626" {bar} y="{height - ok_h - bad_h:.1f}" height="{bad_h:.1f}">'
+            f'<rect class="bar failed" fill="#dc2626" {bar} y="{bad_y:.1f}" height="{bad_h:.1f}">'
             f"<title>{bucket['failed']} failed</title></rect>"
         )
         if i % 3 == 0:
             label = timezone.localtime(bucket["start"]).strftime("%H:%M")
             parts.append(
-                f'<text class="axis" font-size="11" fill="#64748b" x="{x:.1f}" y="{height + 15}">{label}</text>'
+                f'<text class="axis" font-size="11" fill="#64748b" x="{x:.1f}" y="{height + 15}">'
+                f"{label}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)

@@ -51,6 +51,7 @@ def test_staff_only(client, broker):
 
 def test_demo_controls_turn_the_sink_flood_and_poison(staff_client, broker, settings, tmp_path):
     settings.SMTP_SINK_CONTROL = tmp_path / "sink.json"
+    settings.DEBUG = True  # the demo's controls exist only in the demo
     url = reverse("jobs:demo_controls")
 
     staff_client.post(url, {"action": "sink", "latency": "0.5", "fail_rate": "0.3"})
