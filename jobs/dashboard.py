@@ -71,9 +71,11 @@ def oldest_waiting_by_queue():
 def workers():
     """[(worker name, queues it serves, tasks it is running)], from a broadcast."""
     try:
-        inspect = current_app.control.inspect(timeout=1)
-        served = inspect.active_queues() or {}
-        active = inspect.active() or {}
+        with current_app.connection_for_write() as conn:  # not the pool's: see jobs/health.py
+            conn.ensure_connection(max_retries=1, timeout=2)
+            inspect = current_app.control.inspect(timeout=1, connection=conn)
+            served = inspect.active_queues() or {}
+            active = inspect.active() or {}
     except Exception:
         return []
     return [

@@ -31,7 +31,11 @@ def broker(timeout=2):
 def workers(timeout=1.0):
     """Every work queue has at least one worker that answers (a broadcast, like ping)."""
     try:
-        replies = current_app.control.inspect(timeout=timeout).active_queues() or {}
+        # A connection of its own: one from the pool may be stale after a broker restart.
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            inspect = current_app.control.inspect(timeout=timeout, connection=conn)
+            replies = inspect.active_queues() or {}
     except Exception as exc:
         return False, f"broker unreachable, no worker can be asked: {exc}"
     served = {queue["name"] for consumed in replies.values() for queue in consumed}
