@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class MediaJobsConfig(AppConfig):
-    """Image renditions and other media work (thumbnails arrive with the staff-operations work)."""
+    """Product pictures: uploads, their renditions made on the `media` queue, the staff page."""
 
     name = "media_jobs"
     verbose_name = "Media jobs"

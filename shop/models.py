@@ -1,6 +1,7 @@
 import secrets
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -13,7 +14,7 @@ class Product(models.Model):
     slug = models.SlugField(max_length=140, unique=True)
     description = models.TextField(blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
-    image = models.ImageField(upload_to="products/", blank=True)
+    # Pictures are media_jobs.ProductImage rows (product.images), each with its renditions.
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -77,3 +78,95 @@ class OrderLine(models.Model):
     @property
     def subtotal(self):
         return self.unit_price * self.quantity
+
+
+def sales_report_path(report, filename):
+    # A folder nobody can guess: the file lives in the media storage, and the staff-only
+    # download view is the way to it, not a URL someone could work out from the dates.
+    return f"reports/{secrets.token_urlsafe(16)}/{filename}"
+
+
+class SalesReport(models.Model):
+    """A sales report of a date range: asked for by staff (or by celery beat), built by a job.
+
+    The row is also the report's progress: the job writes `rows_done` and `percent` to it every
+    chunk of orders, so the report's page and the admin read progress with a plain query and
+    never touch the Celery result backend.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        RETRYING = "retrying", "retrying"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    # A report in one of these states is still to come: asking for its range again reuses it.
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.RETRYING)
+
+    date_from = models.DateField()
+    date_to = models.DateField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sales_reports",
+        help_text="Empty for the daily report made by celery beat.",
+    )
+    scheduled = models.BooleanField(default=False, help_text="Made by the daily schedule.")
+
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0, help_text="Order lines in the range.")
+    rows_done = models.PositiveIntegerField(default=0)
+    percent = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    csv_file = models.FileField(upload_to=sales_report_path, blank=True)
+    # [["2026-11-24", "1234.50"], ...]: one entry per day of the range, days without sales
+    # included; amounts as strings so that no cent is lost to floating point.
+    revenue_per_day = models.JSONField(default=list, blank=True)
+    order_count = models.PositiveIntegerField(default=0)
+    units_sold = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(date_from__lte=models.F("date_to")),
+                name="sales_report_range_in_order",
+            ),
+            # Two requests for the same range at the same moment cannot both start a report:
+            # the database itself refuses the second one (see services.request_sales_report).
+            models.UniqueConstraint(
+                fields=["date_from", "date_to"],
+                # ACTIVE_STATES, spelled out: Meta cannot see the names of the class around it.
+                condition=models.Q(state__in=["queued", "running", "retrying"]),
+                name="one_active_sales_report_per_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Sales report #{self.pk}: {self.date_from} to {self.date_to}"
+
+    def get_absolute_url(self):
+        return reverse("reports:detail", args=[self.pk])
+
+    @property
+    def is_active(self):
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def is_done(self):
+        return self.state == self.State.DONE
+
+    @property
+    def download_name(self):
+        if self.date_from == self.date_to:
+            return f"sales-{self.date_from}.csv"
+        return f"sales-{self.date_from}-to-{self.date_to}.csv"

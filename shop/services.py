@@ -9,6 +9,8 @@ from jobs.outbox import enqueue_many_on_commit, enqueue_on_commit
 from notifications.jobs import ORDER_CONFIRMATION, SHIPPING_NOTICE
 from notifications.tasks import send_order_confirmation, send_shipping_notification
 from shop.models import Order, OrderLine
+from shop.reports import SALES_REPORT, find_or_create_report
+from shop.tasks import build_sales_report
 
 
 class EmptyCartError(ValueError):
@@ -73,3 +75,20 @@ def ship_order(order, *, carrier, tracking_number):
 
 def demo_tracking_number(order):
     return f"{order.pk:08d}-{secrets.token_hex(3).upper()}"
+
+
+@transaction.atomic
+def request_sales_report(date_from, date_to, requested_by, scheduled=False):
+    """Ask for the sales report of `date_from` to `date_to`; returns (report, reused).
+
+    While a report of the same range is still queued or running, asking again returns that one
+    (reused is True) and asks for nothing new: the person lands on the progress bar that is
+    already moving. Otherwise a new report is saved and its job published once this
+    transaction commits.
+    """
+    report, created = find_or_create_report(
+        date_from, date_to, requested_by=requested_by, scheduled=scheduled
+    )
+    if created:
+        enqueue_on_commit(build_sales_report, report.pk, kind=SALES_REPORT, subject=report)
+    return report, not created

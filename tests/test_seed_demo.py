@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from jobs.models import Job
+from media_jobs.models import ProductImage
 from shop.models import Product
 
 
@@ -46,13 +48,17 @@ def test_seed_creates_products_with_real_pictures(demo_settings, no_env_password
         assert product.is_active
         assert product.price > 0
         assert product.description
-        assert product.image.name.startswith("products/")
-        path = demo_settings.MEDIA_ROOT / product.image.name
+        [picture] = product.images.all()
+        assert picture.original.name.startswith("originals/")
+        assert (picture.format, picture.width, picture.height) == ("JPEG", 800, 800)
+        path = demo_settings.MEDIA_ROOT / picture.original.name
         assert path.is_file()
         with Image.open(path) as image:
             assert image.format == "JPEG"
             assert image.size == (800, 800)
             image.load()  # decodes the whole picture, not just the header
+    # Attached like a staff upload: each picture's renditions are asked for.
+    assert Job.objects.filter(kind="renditions").count() == 24
 
 
 @pytest.mark.django_db
@@ -75,14 +81,15 @@ def test_seed_takes_the_staff_password_from_the_environment(demo_settings, monke
 @pytest.mark.django_db
 def test_seed_is_idempotent(demo_settings, no_env_password):
     seed()
-    first_images = dict(Product.objects.values_list("slug", "image"))
+    first_images = dict(Product.objects.values_list("slug", "images__original"))
     Product.objects.filter(slug="yoga-mat").update(price="1.00", is_active=False)
 
     password = printed_password(seed())
 
     assert Product.objects.count() == 24
-    assert dict(Product.objects.values_list("slug", "image")) == first_images
-    assert len(list((demo_settings.MEDIA_ROOT / "products").iterdir())) == 24
+    assert dict(Product.objects.values_list("slug", "images__original")) == first_images
+    assert ProductImage.objects.count() == 24
+    assert len(list((demo_settings.MEDIA_ROOT / "originals").iterdir())) == 24
     yoga = Product.objects.get(slug="yoga-mat")
     assert yoga.is_active and str(yoga.price) == "58.00"
     users = get_user_model().objects.filter(username="staff")
@@ -98,10 +105,10 @@ def test_seed_reuses_the_pictures_of_an_earlier_database(demo_settings, no_env_p
     seed()
 
     assert Product.objects.count() == 24
-    files = sorted(p.name for p in (demo_settings.MEDIA_ROOT / "products").iterdir())
+    files = sorted(p.name for p in (demo_settings.MEDIA_ROOT / "originals").iterdir())
     assert len(files) == 24
-    assert sorted(Product.objects.values_list("image", flat=True)) == [
-        f"products/{name}" for name in files
+    assert sorted(ProductImage.objects.values_list("original", flat=True)) == [
+        f"originals/{name}" for name in files
     ]
 
 

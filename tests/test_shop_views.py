@@ -11,6 +11,8 @@ from django.utils import timezone
 from PIL import Image
 
 from jobs.models import Job
+from media_jobs import renditions
+from media_jobs.services import attach_image
 from shop import services
 from shop.cart import SESSION_KEY
 from shop.models import Order, Product
@@ -107,12 +109,27 @@ def test_catalog_lists_active_products_with_prices(client, mug, lamp, hidden):
 @pytest.mark.django_db
 def test_catalog_shows_product_pictures(client, settings, tmp_path, mug):
     settings.MEDIA_ROOT = tmp_path
-    mug.image.save("mug.jpg", ContentFile(jpeg_bytes()))
+    image = attach_image(mug, ContentFile(jpeg_bytes(), name="mug.jpg"))
+    renditions.make_renditions(image.pk)  # what the media worker does
 
     html = client.get(reverse("shop:catalog")).content.decode()
 
-    assert f'src="{mug.image.url}"' in html
+    [webp] = image.renditions.filter(format="webp")
+    [jpeg] = image.renditions.filter(format="jpeg")
+    assert f'<source type="image/webp" srcset="{webp.file.url} 20w"' in html
+    assert f'src="{jpeg.file.url}" srcset="{jpeg.file.url} 20w"' in html
     assert "shop/placeholder.svg" not in html
+
+
+@pytest.mark.django_db
+def test_a_picture_is_shown_only_once_its_renditions_are_ready(client, settings, tmp_path, mug):
+    settings.MEDIA_ROOT = tmp_path
+    attach_image(mug, ContentFile(jpeg_bytes(), name="mug.jpg"))  # no worker has made them yet
+
+    html = client.get(mug.get_absolute_url()).content.decode()
+
+    assert "shop/placeholder.svg" in html
+    assert "<picture>" not in html
 
 
 @pytest.mark.django_db
