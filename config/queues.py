@@ -74,6 +74,7 @@ TASK_ROUTES = {
     "shop.build_scheduled_sales_report": route(REPORTS, PRIORITY_NORMAL),
     "jobs.noop": route(EMAILS, PRIORITY_BULK),
     "jobs.demo_poison_pill": route(MAINTENANCE, PRIORITY_BULK),
+    "jobs.demo_runaway": route(MAINTENANCE, PRIORITY_BULK),
     "jobs.republish_pending_jobs": route(MAINTENANCE, PRIORITY_HIGH),
     "celery.backend_cleanup": route(MAINTENANCE),
 }

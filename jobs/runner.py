@@ -182,6 +182,8 @@ class JobTask(Task):
     # after this delay, at most max_retries times: then it is dead-lettered, so a message
     # that kills its worker every time (a poison message) cannot loop forever.
     default_retry_delay = settings.JOB_WORKER_LOST_RETRY_DELAY_SECONDS
+    # Dead-letters a job killed at its hard time limit instead of requeueing it forever.
+    Request = "jobs.worker:JobRequest"
 
     @property
     def lease_seconds(self):

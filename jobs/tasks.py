@@ -3,6 +3,7 @@ import signal
 import time
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from jobs import outbox
@@ -40,3 +41,18 @@ def kill_this_process():
     if not settings.DEBUG:
         raise PermanentError("the poison pill only works in the demo (DEBUG)")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@shared_task(bind=True, base=JobTask, name="jobs.demo_runaway", soft_time_limit=1, time_limit=2)
+def demo_runaway(self, label):
+    """A job that ignores its soft time limit and runs on: the hard limit kills it, and it is
+    dead-lettered rather than requeued forever. For the demo and the tests."""
+    return self.run_once(f"runaway:{label}", run_forever)
+
+
+def run_forever():
+    while True:
+        try:
+            time.sleep(60)
+        except SoftTimeLimitExceeded:
+            continue  # what careless code does: swallow the warning and carry on

@@ -2,7 +2,10 @@
 
 import logging
 
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import TimeLimitExceeded
 from celery.worker.consumer import Consumer
+from celery.worker.request import Request
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +49,30 @@ class DeadLetteringConsumer(Consumer):
         )
         if not message.acknowledged:
             message.reject_log_error(logger, self.connection_errors)
+
+
+class JobRequest(Request):
+    """Celery's request, except that a job killed by its hard time limit is dead-lettered.
+
+    With late acknowledgement and task_acks_on_failure_or_timeout=False, Celery requeues a
+    task that hit its hard time limit, as it is: a job that always runs too long would come
+    back forever. Here it is rejected without requeue, so it lands in its dead-letter queue
+    (jobs/signals.py marks the job failed).
+    """
+
+    # Billiard reports a hard time limit twice: as the task's failure, then as a timeout.
+    def on_failure(self, exc_info, *args, **kwargs):
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        self._hard_timeout = isinstance(exc, TimeLimitExceeded)
+        super().on_failure(exc_info, *args, **kwargs)
+
+    def on_timeout(self, soft, timeout):
+        self._hard_timeout = not soft
+        super().on_timeout(soft, timeout)
+
+    def reject(self, requeue=False):
+        if getattr(self, "_hard_timeout", False):
+            requeue = False
+        super().reject(requeue=requeue)

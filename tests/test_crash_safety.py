@@ -9,7 +9,7 @@ from kombu import Connection, Exchange, Producer
 
 from jobs import deadletters
 from jobs.models import Job
-from jobs.tasks import demo_poison_pill
+from jobs.tasks import demo_poison_pill, demo_runaway
 from tests.flows import checkout, confirmation_job, wait_for_job_state
 from tests.processes import wait_for
 
@@ -58,6 +58,21 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
     assert "worker process died" in job.last_error
     worker.assert_running()
     assert worker.is_idle()
+
+
+def test_a_job_that_overruns_its_hard_time_limit_is_dead_lettered_not_requeued(
+    broker, smtp_sink, start_worker
+):
+    worker = start_worker(queues=("maintenance",))
+    result = demo_runaway.delay("r1")
+
+    [dead] = wait_for(lambda: broker.peek("maintenance.dead"), timeout=30, message="the runaway")
+    assert dead["headers"]["id"] == result.id
+    job = Job.objects.get(key="runaway:r1")
+    assert job.state == Job.State.FAILED and job.attempts == 1
+    assert "hard time limit" in job.last_error
+    worker.assert_running()
+    assert broker.depth("maintenance") == 0, "not requeued"
 
 
 def publish_raw(broker, body, content_type="application/json", headers=None):
