@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from media_jobs.selectors import attach_pictures
 from shop import selectors, services
 from shop.cart import Cart, CartError
 from shop.forms import AddToCartForm, CheckoutForm, UpdateQuantityForm
@@ -35,7 +36,7 @@ def _form_error(form):
 
 @require_safe
 def catalog(request):
-    products = Product.objects.filter(is_active=True)
+    products = attach_pictures(Product.objects.filter(is_active=True))
     return render(request, "shop/catalog.html", {"products": products})
 
 
@@ -73,6 +74,7 @@ def cart_add(request, product_id):
 @require_safe
 def cart_detail(request):
     items = Cart(request.session).items()
+    attach_pictures(product for product, _ in items)
     lines = [
         {
             "product": product,

@@ -480,3 +480,13 @@ def test_order_page_is_not_cached(client, order):
     response = client.get(order.get_absolute_url())
     assert "no-cache" in response["Cache-Control"]
     assert "private" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_the_catalog_loads_pictures_in_a_fixed_number_of_queries(
+    client, django_assert_max_num_queries
+):
+    for i in range(12):
+        Product.objects.create(name=f"Thing {i}", slug=f"thing-{i}", price="1.00")
+    with django_assert_max_num_queries(6):  # not one or two per product
+        assert client.get(reverse("shop:catalog")).status_code == 200
