@@ -5,11 +5,15 @@ import signal
 import uuid
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from kombu import Connection, Exchange, Producer
 
 from jobs import deadletters
 from jobs.models import Job
 from jobs.tasks import demo_poison_pill, demo_runaway
+from media_jobs import services
+from media_jobs.jobs import MAKE_RENDITIONS
+from tests import hostile_files
 from tests.flows import checkout, confirmation_job, wait_for_job_state
 from tests.processes import wait_for
 
@@ -121,3 +125,37 @@ def test_a_message_the_worker_cannot_run_is_parked_and_the_worker_goes_on(
     order = checkout(client, product)
     wait_for_job_state(order, Job.State.SUCCEEDED)
     assert len(smtp_sink.messages()) == 1
+
+
+def pool_children(worker):
+    with open(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children") as children:
+        return [int(pid) for pid in children.read().split()]
+
+
+def test_a_worker_killed_while_making_renditions_leaves_one_rendition_set(
+    broker, smtp_sink, start_worker, product, media_root
+):
+    # A 35-megapixel PNG with an alpha channel keeps the worker busy long enough to be killed
+    # in the middle (a PNG has no draft mode: it is decoded whole).
+    big = hostile_files.png(hostile_files.gradient((7000, 5000), "RGBA"))
+    worker = start_worker(queues=("media",), concurrency=1)
+    image = services.attach_image(product, SimpleUploadedFile("big.png", big))
+    key = MAKE_RENDITIONS.key(image.pk)
+
+    wait_for(
+        lambda: Job.objects.get(key=key).state == Job.State.STARTED,
+        interval=0.02,
+        message="the renditions to start",
+    )
+    [child] = pool_children(worker)
+    os.kill(child, signal.SIGKILL)
+
+    job = wait_for(
+        lambda: Job.objects.filter(key=key, state=Job.State.SUCCEEDED).first(),
+        timeout=60,
+        message="the renditions after the crash",
+    )
+    assert job.attempts == 2
+    made = sorted((r.width, r.format) for r in image.renditions.all())
+    assert made == sorted((w, f) for w in (160, 480, 1200) for f in ("webp", "jpeg"))
+    assert all((media_root / r.file.name).exists() for r in image.renditions.all())
