@@ -40,18 +40,10 @@ def job_message_id(job_key):
     return f"<{job_key.replace(':', '.')}@shop-jobs.test>"
 
 
-def render_order_confirmation(order, message_id):
+def render_order_email(template, order, message_id):
+    """An email about `order` to its customer, from the templates named `template`."""
     return render_email(
-        "order_confirmation",
-        {"order": order, "lines": list(order.lines.all())},
-        to=order.email,
-        message_id=message_id,
-    )
-
-
-def render_shipping_notification(order, message_id):
-    return render_email(
-        "shipping_notification",
+        template,
         {"order": order, "lines": list(order.lines.all())},
         to=order.email,
         message_id=message_id,
@@ -60,20 +52,20 @@ def render_shipping_notification(order, message_id):
 
 def send_order_confirmation(order_id, job_key):
     """Send the confirmation email of order `order_id`. Returns what was sent."""
-    return send_order_email(order_id, job_key, render_order_confirmation)
+    return send_order_email(order_id, job_key, "order_confirmation")
 
 
 def send_shipping_notification(order_id, job_key):
     """Tell the customer their order `order_id` is on its way. Returns what was sent."""
-    return send_order_email(order_id, job_key, render_shipping_notification)
+    return send_order_email(order_id, job_key, "shipping_notification")
 
 
-def send_order_email(order_id, job_key, render):
+def send_order_email(order_id, job_key, template):
     try:
         order = Order.objects.get(pk=order_id)
     except Order.DoesNotExist:
         raise PermanentError(f"order {order_id} does not exist") from None
-    message = render(order, job_message_id(job_key))
+    message = render_order_email(template, order, job_message_id(job_key))
     deliver(message)
     return {
         "to": message.to,

@@ -75,6 +75,17 @@ class OrderLine(models.Model):
     def __str__(self):
         return f"{self.quantity} x {self.product_name}"
 
+    @classmethod
+    def of(cls, product, quantity, order=None):
+        """A line of `quantity` x `product`, keeping the name and price the customer saw."""
+        return cls(
+            order=order,
+            product=product,
+            product_name=product.name,
+            unit_price=product.price,
+            quantity=quantity,
+        )
+
     @property
     def subtotal(self):
         return self.unit_price * self.quantity

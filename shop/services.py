@@ -30,14 +30,7 @@ def place_order(*, customer_name, email, shipping_address, items):
         customer_name=customer_name, email=email, shipping_address=shipping_address
     )
     OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            product=product,
-            product_name=product.name,
-            unit_price=product.price,
-            quantity=quantity,
-        )
-        for product, quantity in items
+        OrderLine.of(product, quantity, order=order) for product, quantity in items
     )
     enqueue_on_commit(send_order_confirmation, order.pk, kind=ORDER_CONFIRMATION, subject=order)
     return order

@@ -24,7 +24,7 @@ def order(product):
 
 @pytest.mark.django_db
 def test_confirmation_has_text_and_html_parts_with_customer_input_escaped(order):
-    message = emails.render_order_confirmation(order, "<id@shop-jobs.test>")
+    message = emails.render_order_email("order_confirmation", order, "<id@shop-jobs.test>")
     html, mimetype = message.alternatives[0]
 
     assert mimetype == "text/html"

@@ -50,14 +50,7 @@ def place(day, *lines, customer="Ada Lovelace", hour=12):
     placed_at = datetime.combine(day, time(hour), tzinfo=timezone.get_current_timezone())
     Order.objects.filter(pk=order.pk).update(created_at=placed_at)
     OrderLine.objects.bulk_create(
-        OrderLine(
-            order=order,
-            product=product,
-            product_name=product.name,
-            unit_price=product.price,
-            quantity=quantity,
-        )
-        for product, quantity in lines
+        OrderLine.of(product, quantity, order=order) for product, quantity in lines
     )
     return order
 

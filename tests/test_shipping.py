@@ -78,7 +78,7 @@ def test_shipping_email_names_carrier_and_tracking_number_escaped(product):
     [order] = make_orders(product, 1)
     services.ship_order(order, carrier="DemoPost", tracking_number="AB-1234")
     order.refresh_from_db()
-    message = emails.render_shipping_notification(order, "<x@shop-jobs.test>")
+    message = emails.render_order_email("shipping_notification", order, "<x@shop-jobs.test>")
     html = message.alternatives[0][0]
     assert message.subject == f"Your order #{order.pk} is on its way"
     assert "AB-1234" in message.body and "DemoPost" in html
