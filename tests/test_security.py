@@ -109,3 +109,22 @@ def test_flower_needs_a_login_and_then_lists_the_confirmation_task(
         assert task["state"] == "SUCCESS"
     finally:
         flower.stop()
+
+
+@pytest.mark.django_db
+def test_uploads_are_stored_and_served_under_a_content_type_we_chose(product, media_root, rf):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.views.static import serve
+
+    from media_jobs import services
+    from tests import hostile_files
+
+    # A real JPEG whose uploader called it a web page.
+    upload = SimpleUploadedFile("evil.html", hostile_files.jpeg((400, 300)), "text/html")
+    image = services.attach_image(product, upload)
+
+    name = image.original.name
+    assert name.startswith("originals/") and name.endswith(".jpg"), name
+    assert "evil" not in name
+    response = serve(rf.get("/"), name, document_root=media_root)
+    assert response["Content-Type"] == "image/jpeg"
