@@ -173,7 +173,7 @@ from config import queues  # noqa: E402
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The broker confirms every publish, so "published" means "RabbitMQ has it".
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
-CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_HEARTBEAT = 30
 # A publish that fails is not retried at length inside a web request: the outbox
@@ -234,6 +234,8 @@ JOB_WORKER_LOST_RETRY_DELAY_SECONDS = env_float("JOB_WORKER_LOST_RETRY_DELAY_SEC
 # The outbox sweeper publishes jobs again that have waited this long for the broker.
 OUTBOX_REPUBLISH_AFTER_SECONDS = env_float("OUTBOX_REPUBLISH_AFTER_SECONDS", 20)
 OUTBOX_SWEEP_INTERVAL_SECONDS = env_float("OUTBOX_SWEEP_INTERVAL_SECONDS", 15)
+# After a failed publish, a process leaves the broker alone this long (jobs/outbox.py).
+OUTBOX_BREAKER_SECONDS = env_float("OUTBOX_BREAKER_SECONDS", 10)
 
 # Periodic jobs. django-celery-beat copies these into the database at start, where staff can
 # edit them in the admin.

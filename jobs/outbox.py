@@ -9,6 +9,7 @@ customer's request never waits on, or fails because of, the broker.
 """
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 from functools import partial
@@ -76,9 +77,19 @@ def subject_label(obj):
     return f"{obj._meta.model_name}:{obj.pk}"
 
 
+# When a publish fails, this process stops trying for a while ("circuit breaker"): a broker
+# that hangs instead of refusing would otherwise cost every checkout the connection timeout.
+# The jobs wait in the outbox meanwhile, and the sweeper publishes them.
+_broker_failed_until = 0.0
+
+
 def publish(job_pk):
     """Hand a pending job to the broker. Returns True once RabbitMQ has confirmed it."""
+    global _broker_failed_until
     job = Job.objects.get(pk=job_pk)
+    if time.monotonic() < _broker_failed_until:
+        _keep_in_outbox(job, "not sent: the broker failed moments ago, the sweeper will send it")
+        return False
     task = current_app.tasks[job.task_name]
     try:
         # Route and priority come from config/queues.py; the task id is the job's, so every
@@ -86,10 +97,8 @@ def publish(job_pk):
         task.apply_async(args=job.args, task_id=job.task_id)
     except Exception as exc:  # whatever the broker did, the job row keeps the work safe
         logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(publish_error=error)
-        if not job.publish_error:  # the first failure goes on the timeline, not every sweep
-            record_event(job.pk, JobEvent.Kind.DELAYED, detail=error)
+        _broker_failed_until = time.monotonic() + settings.OUTBOX_BREAKER_SECONDS
+        _keep_in_outbox(job, f"{type(exc).__name__}: {exc}")
         return False
     # Only a PENDING job becomes QUEUED: a fast worker may already have started it.
     Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(
@@ -97,6 +106,12 @@ def publish(job_pk):
     )
     record_event(job.pk, JobEvent.Kind.QUEUED)
     return True
+
+
+def _keep_in_outbox(job, error):
+    Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(publish_error=error[:500])
+    if not job.publish_error:  # the first failure goes on the timeline, not every sweep
+        record_event(job.pk, JobEvent.Kind.DELAYED, detail=error)
 
 
 def republish_pending_jobs(older_than=None):

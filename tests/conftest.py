@@ -62,6 +62,14 @@ class Broker:
         rabbitmq.purge(self.url, names)
 
 
+@pytest.fixture(autouse=True)
+def closed_breaker(monkeypatch):
+    """Each test starts with the outbox's circuit breaker closed, whatever the last one did."""
+    from jobs import outbox
+
+    monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_vhost():
     api = rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API)

@@ -104,3 +104,29 @@ def test_the_sweeper_republishes_only_jobs_that_waited_long_enough(monkeypatch):
 
     assert outbox.republish_pending_jobs(older_than=timedelta(seconds=30)) == 1
     assert published == [old.pk]
+
+
+@pytest.mark.django_db
+def test_after_a_failed_publish_the_process_leaves_the_broker_alone_for_a_while(
+    product, monkeypatch
+):
+    calls = []
+
+    def broker_hangs(*args, **kwargs):
+        calls.append(args)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(send_order_confirmation, "apply_async", broker_hangs)
+    first, second = (
+        make_job(f"order_confirmation:{i}", args=[i], task_name=send_order_confirmation.name)
+        for i in (1, 2)
+    )
+    assert outbox.publish(first.pk) is False
+    assert outbox.publish(second.pk) is False
+    assert len(calls) == 1, "the second checkout did not wait for the broker"
+    second.refresh_from_db()
+    assert second.state == Job.State.PENDING and "moments ago" in second.publish_error
+
+    monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)  # the pause is over
+    assert outbox.publish(second.pk) is False
+    assert len(calls) == 2
