@@ -1,0 +1,29 @@
+"""A Celery app with Celery's default settings: the baseline of bench/throughput.py.
+
+Nothing of config/settings.py applies here: the broker comes from CELERY_BROKER_URL (the
+benchmark's vhost, same broker as ours) and everything else is Celery's default: the default
+queue `celery` without priorities, prefetch multiplier 4, acknowledgement before the task runs,
+no publisher confirms, no result backend (results are not stored), no task events. The tasks
+call the same plain functions as ours, without the job runner (no claim, no outcome, no
+retries). Django is set up by Celery's own Django fixup (DJANGO_SETTINGS_MODULE is set), which
+the email needs for the order and its templates.
+"""
+
+from celery import Celery
+
+# Not the current app: in the benchmark process the shop's app stays current, so its
+# shared tasks keep publishing with its own routes and settings.
+app = Celery("bare", set_as_current=False)
+
+
+@app.task(name="bare.noop")
+def noop(label="", seconds=0):
+    return label
+
+
+@app.task(name="bare.send_order_confirmation")
+def send_order_confirmation(order_id):
+    from notifications import emails
+    from notifications.jobs import ORDER_CONFIRMATION
+
+    return emails.send_order_confirmation(order_id, ORDER_CONFIRMATION.key(order_id))

@@ -1,0 +1,533 @@
+"""What every benchmark shares: an isolated set-up, the real processes, alternation, statistics.
+
+Isolation: a RabbitMQ vhost of their own (BENCH_RABBITMQ_VHOST, `shop_jobs_bench`, recreated
+empty), an SQLite database in a temporary folder (migrated by `manage.py migrate` in a
+subprocess) and SMTP sinks on free ports. The demo's queues, database and outbox are never
+touched. The processes are the ones the tests start (tests/processes.py), run from this
+checkout with environment variables, as in production: DEBUG off.
+"""
+
+import atexit
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from amqp.exceptions import AMQPError
+from kombu import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from tests import rabbitmq
+from tests.faults import free_port
+from tests.processes import ROOT, ServiceProcess, SmtpSink, Worker, wait_for
+
+QUICK = os.environ.get("QUICK", "").strip().lower() not in {"", "0", "false", "no"}
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+MANAGEMENT_API = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")
+VHOST = os.environ.get("BENCH_RABBITMQ_VHOST", "shop_jobs_bench")
+
+
+# --- Set-up -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Environment:
+    dir: Path
+    broker_url: str
+    database_url: str
+
+    def service_env(self, **extra):
+        """Environment for a process of the benchmark (web, worker, sink)."""
+        return {**os.environ, **{k: str(v) for k, v in extra.items()}}
+
+    def log(self, name):
+        return self.dir / f"{name}.log"
+
+
+def set_up():
+    """Empty vhost, migrated database, Django set up in this process; returns the Environment.
+
+    This process plays the publisher (the web process of the throughput and priority
+    benchmarks), so it gets the same settings as the processes it starts.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="shop-jobs-bench-"))
+    wait_for_broker()
+    rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API).recreate_vhost(VHOST)
+    env = Environment(
+        dir=folder,
+        broker_url=rabbitmq.with_vhost(BROKER_URL, VHOST),
+        database_url=f"sqlite:///{folder / 'bench.sqlite3'}",
+    )
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=env.database_url,
+        CELERY_BROKER_URL=env.broker_url,
+        VAR_DIR=str(folder),
+        MEDIA_ROOT=str(folder / "media"),
+        STATIC_ROOT=str(folder / "static"),
+        # Production-like: DEBUG off (no query log in web or workers), plain HTTP on loopback.
+        DEBUG="false",
+        SECRET_KEY="benchmark-only-secret-key-" + "x" * 40,
+        SECURE_SSL_REDIRECT="false",
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+    )
+    for command in (["migrate"], ["collectstatic"]):  # with DEBUG off, as a deployment does
+        subprocess.run(
+            [sys.executable, "manage.py", *command, "--noinput", "-v", "0"], cwd=ROOT, check=True
+        )
+    import django
+
+    django.setup()
+    from config import queues
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        queues.declare_topology(connection)
+    return env
+
+
+def tear_down(env):
+    """Close this process's broker connections; remove the folder unless BENCH_KEEP is set."""
+    from config.celery import app
+
+    stop_everything()
+    app.pool.force_close_all()
+    try:  # nothing left behind can reconnect to the benchmark's queues
+        api = rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API)
+        api.call("DELETE", f"/vhosts/{urllib.parse.quote(VHOST, safe='')}")
+    except OSError as exc:
+        say(f"could not delete the vhost {VHOST}: {exc!r}")
+    if os.environ.get("BENCH_KEEP"):
+        say(f"kept {env.dir} (BENCH_KEEP)")
+    else:
+        shutil.rmtree(env.dir, ignore_errors=True)
+
+
+def machine():
+    import celery
+    import django
+    import gunicorn
+    import kombu
+
+    api = rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API)
+    return {
+        "cores": os.cpu_count(),
+        "rabbitmq": api.call("GET", "/overview").get("rabbitmq_version"),
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "django": django.__version__,
+        "gunicorn": gunicorn.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# --- Processes ----------------------------------------------------------------------------------
+
+# Every process a benchmark starts, recorded the moment it is spawned: whatever goes wrong
+# afterwards, stop_everything() (called by the runner, and at exit) leaves none behind.
+STARTED = []
+
+
+def spawned(process):
+    STARTED.append(process)
+    return process
+
+
+def stop_everything():
+    stop_all([p for p in STARTED if p.proc is not None])
+    STARTED.clear()
+
+
+atexit.register(stop_everything)
+
+
+# Alternatives to our worker configuration, measured beside it (config/ is not changed by a
+# benchmark): settings overridden through bench/settings_variant.py.
+WORKER_VARIANTS = {
+    "alt: task events off": {"CELERY_WORKER_SEND_TASK_EVENTS": False},
+    "alt: events off, prefetch 4": {
+        "CELERY_WORKER_SEND_TASK_EVENTS": False,
+        "CELERY_WORKER_PREFETCH_MULTIPLIER": 4,
+    },
+}
+
+
+def variant_env(overrides):
+    """Environment for a process running config.settings with `overrides`."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "bench.settings_variant",
+        "BENCH_SETTINGS": json.dumps(overrides),
+    }
+
+
+def start_worker(env, name, *, app_module="config", queues=("emails",), concurrency=2, **extra):
+    """A real `celery -A <app_module> worker`, like the tests' but for any app module.
+
+    `extra` goes into the worker's environment (e.g. a variant's settings).
+    """
+    from config.celery import app
+
+    worker = Worker(
+        app, queues, env=env.service_env(**extra), log_path=env.log(name), concurrency=concurrency
+    )
+    worker.args[worker.args.index("config")] = app_module
+    spawned(worker).start(wait=False)
+    retry_on_broker_drop(worker.wait_ready)
+    return worker
+
+
+def start_sink(env, name="smtp-sink", latency=0.0):
+    sink = spawned(
+        SmtpSink(
+            port=free_port(),
+            maildir=env.dir / name,
+            control=env.dir / f"{name}.json",
+            env=env.service_env(),
+            log_path=env.log(name),
+        )
+    ).start()
+    if latency:
+        # The command line sets latency 0 at start; the sink reads its knobs for every message.
+        sink.set(latency=latency)
+    return sink
+
+
+class Gunicorn(ServiceProcess):
+    """The shop served by gunicorn (sync workers), with the settings module given."""
+
+    name = "gunicorn"
+
+    def __init__(self, env, name, settings_module="config.settings", workers=1, **extra):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [
+            sys.executable, "-m", "gunicorn", "config.wsgi:application",
+            "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        super().__init__(
+            args,
+            env.service_env(DJANGO_SETTINGS_MODULE=settings_module, **extra),
+            env.log(name),
+        )
+
+    def start(self):
+        spawned(self)
+        super().start()
+
+        def answers():
+            self.assert_running()
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(answers, 60, interval=0.2, message=f"gunicorn on port {self.port}")
+        return self
+
+
+def stop_all(processes):
+    for process in reversed(processes):
+        if process.proc is not None and not process._log.closed:
+            process.stop()
+
+
+# --- Queues, workers, publishing ---------------------------------------------------------------
+
+BROKER_ERRORS = (OSError, AMQPError, KombuOperationalError)  # socket errors are OSErrors
+
+
+def broker_answers():
+    try:
+        rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API).call("GET", "/overview")
+        with Connection(BROKER_URL, connect_timeout=2) as connection:
+            connection.connect()
+    except Exception:
+        return False
+    return True
+
+
+def wait_for_broker(timeout=300):
+    wait_for(broker_answers, timeout, interval=1, message="RabbitMQ to answer")
+
+
+def retry_on_broker_drop(run, attempts=4):
+    """Run `run()` again if the broker connection drops under it.
+
+    Other people's tests on this machine restart RabbitMQ's app (`rabbitmqctl stop_app`), which
+    drops every connection for a few seconds: a measurement it interrupts is thrown away and
+    taken again once RabbitMQ answers and the workers have reconnected.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except BROKER_ERRORS as exc:
+            if attempt == attempts:
+                raise
+            say(f"broker connection dropped ({exc!r}); taking this measurement again")
+            wait_for_broker()
+            time.sleep(5)  # workers reconnect with a back-off of their own
+    return None
+
+
+def consume(app, worker, queue, on):
+    """Let `worker` consume `queue` (on=True) or stop it taking more messages from it."""
+    control = app.control.add_consumer if on else app.control.cancel_consumer
+    replies = control(queue, destination=[worker.nodename], reply=True, timeout=10)
+    if not replies:
+        raise ConnectionError(f"{worker.nodename} did not answer {'add' if on else 'cancel'}")
+
+
+def tasks_started(app, worker):
+    """How many tasks the worker has started since it began (Celery's own counter)."""
+    inspect = app.control.inspect([worker.nodename], timeout=2, limit=1)
+    stats = (inspect.stats() or {}).get(worker.nodename)
+    if stats is None:
+        raise ConnectionError(f"{worker.nodename} did not answer stats")
+    return sum(stats["total"].values())
+
+
+def drain(app, worker, queue, count, timeout=900, interval=0.05):
+    """Let `worker` take `count` waiting tasks from `queue`; returns the seconds it took.
+
+    Timed from the moment the worker is told to consume until its counter shows the last one
+    started (polled every `interval` s: for no-ops, started is as good as done).
+    """
+    before = tasks_started(app, worker)
+    started = time.monotonic()
+    consume(app, worker, queue, True)
+    deadline = started + timeout
+    while (done := tasks_started(app, worker) - before) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{worker.nodename} started {done} of {count} tasks in time")
+        time.sleep(interval)
+    seconds = time.monotonic() - started
+    consume(app, worker, queue, False)
+    return seconds
+
+
+def publish(app, task_name, args_list, **options):
+    """Publish `task_name` once per args on one producer; returns the seconds it took.
+
+    `app` decides how: its routes, priorities, confirms and sent events apply.
+    """
+    started = time.perf_counter()
+    with app.producer_or_acquire() as producer:
+        for args in args_list:
+            app.send_task(task_name, args=args, producer=producer, **options)
+    return time.perf_counter() - started
+
+
+def bulk_publisher():
+    """The shop's Celery app, minus what makes each publish wait: for filling queues fast.
+
+    Same settings, routes and priorities, so the messages on the queue are the ones the shop
+    publishes; only the publisher does not wait for RabbitMQ's confirm of each message, nor
+    send a task-sent event. Used where publishing is set-up, not what is measured.
+    """
+    from celery import Celery
+
+    app = Celery("bench-bulk", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.broker_transport_options = {}
+    app.conf.task_send_sent_event = False
+    return app
+
+
+def purge(env, *queue_names):
+    rabbitmq.purge(env.broker_url, queue_names)
+
+
+def depth(env, queue):
+    return rabbitmq.queue_depth(env.broker_url, queue)
+
+
+def bench_product():
+    from shop.models import Product
+
+    return Product.objects.get_or_create(
+        slug="bench-mug", defaults={"name": "Bench Mug", "price": "12.50"}
+    )[0]
+
+
+def make_orders(count):
+    """`count` placed orders of one line each, written in bulk; returns their ids."""
+    from shop.models import Order, OrderLine
+
+    product = bench_product()
+    orders = Order.objects.bulk_create(
+        (
+            Order(
+                customer_name=f"Customer {i}", email=f"c{i}@example.com", shipping_address="1 Road"
+            )
+            for i in range(count)
+        ),
+        batch_size=1000,
+    )
+    OrderLine.objects.bulk_create(
+        (
+            OrderLine(
+                order=o,
+                product=product,
+                product_name=product.name,
+                unit_price=product.price,
+                quantity=1,
+            )
+            for o in orders
+        ),
+        batch_size=1000,
+    )
+    return [o.pk for o in orders]
+
+
+# --- Alternation and statistics -----------------------------------------------------------------
+
+
+def alternate(variants, rounds):
+    """Run each variant once per round, alternating who goes first; returns {name: [result]}.
+
+    `variants` is {name: callable(round_index)}. Round 0 runs A, B; round 1 B, A; ... so
+    neither profits from a warmer machine or suffers the other's leftovers more often.
+    """
+    names = list(variants)
+    results = {name: [] for name in names}
+    for i in range(rounds):
+        order = names if i % 2 == 0 else names[::-1]
+        for name in order:
+            results[name].append(variants[name](i))
+    return results
+
+
+def interleaved(names, count, seed=0):
+    """`count` rounds of every name, each round in a shuffled order: for per-request A/B/C."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        order = list(names)
+        rng.shuffle(order)
+        yield from order
+
+
+def percentile(values, p):
+    """The p-th percentile (0..100), linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def median(values):
+    return statistics.median(values)
+
+
+@dataclass
+class Result:
+    """One line of the table: baseline and ours of one metric, their ratio, the goal."""
+
+    benchmark: str
+    metric: str
+    unit: str
+    baseline: float | None
+    ours: float | None
+    baseline_label: str = "baseline"
+    ours_label: str = "ours"
+    goal: str = ""
+    met: bool | None = None
+    ratio: float | None = field(default=None)
+
+    def __post_init__(self):
+        if self.ratio is None and self.baseline and self.ours is not None:
+            self.ratio = self.ours / self.baseline
+
+    def as_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """What one benchmark module returns: its lines, the raw figures, and notes."""
+
+    name: str
+    results: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    todo: str = ""
+    error: str = ""
+
+    def as_dict(self):
+        return {
+            "name": self.name,
+            "status": "error" if self.error else "todo" if self.todo else "ok",
+            "todo": self.todo,
+            "error": self.error,
+            "results": [r.as_dict() for r in self.results],
+            "details": self.details,
+            "notes": self.notes,
+        }
+
+
+def todo(name, why):
+    """A benchmark that is not written yet: shows up in the table and the JSON as TODO."""
+    return Report(name=name, todo=why)
+
+
+def number(value, unit=""):
+    if value is None:
+        return "-"
+    text = (
+        f"{value:,.0f}"
+        if abs(value) >= 100
+        else f"{value:.1f}"
+        if abs(value) >= 10
+        else (f"{value:.2f}")
+    )
+    return f"{text} {unit}".strip()
+
+
+def table(reports):
+    """The results as a Markdown table (readable as it is on a terminal)."""
+    header = ("benchmark", "metric", "baseline", "ours", "ratio", "goal", "met")
+    rows = []
+    for report in reports:
+        if report.todo or report.error:
+            status = "TODO (skipped)" if report.todo else "ERROR"
+            text = report.todo or report.error.strip().splitlines()[-1]
+            rows.append((report.name, status, text, "", "", "", ""))
+            continue
+        for r in report.results:
+            rows.append(
+                (
+                    r.benchmark,
+                    r.metric,
+                    f"{r.baseline_label}: {number(r.baseline, r.unit)}",
+                    f"{r.ours_label}: {number(r.ours, r.unit)}",
+                    "-" if r.ratio is None else f"{r.ratio:.3f}",
+                    r.goal,
+                    {True: "yes", False: "NO", None: ""}[r.met],
+                )
+            )
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def say(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,161 @@
+"""3. Priority under backlog: a customer's confirmation behind 10,000 newsletter emails.
+
+The `emails` queue is filled with BACKLOG newsletters (the `jobs.noop` filler, routed to
+`emails` at the newsletter's priority, 1) while the worker is told not to consume. Then the
+worker (ours, `celery -A config worker`, concurrency 2) starts on the backlog, and CONFIRMATIONS
+order confirmations are published one by one, SPACING apart, each while newsletters are still
+waiting. A confirmation's wait is from just before its publish (so the publish itself counts)
+to the moment the worker claims its job (`Job.started_at`, written by the job runner before
+the email is rendered).
+
+- baseline, priorities off: the same worker and queue, but the confirmations are published at
+  the newsletters' priority, so the queue is first in, first out, as a queue without
+  `x-max-priority` would be;
+- ours: the confirmations go out at their routed priority (9, config/queues.py);
+- alternatives to ours' worker settings (bench/settings_variant.py), same priorities.
+
+No-op newsletters cost nothing to run, so a worker that holds a few of them (its prefetch)
+delays a confirmation by microseconds. A second, smaller scenario makes each newsletter take
+50 ms (`jobs.noop` with seconds=0.05, about an SMTP exchange), to show what a worker that
+holds more messages costs the customer.
+"""
+
+import time
+
+from bench.harness import (
+    QUICK,
+    WORKER_VARIANTS,
+    Report,
+    Result,
+    alternate,
+    bulk_publisher,
+    consume,
+    depth,
+    make_orders,
+    percentile,
+    publish,
+    purge,
+    retry_on_broker_drop,
+    say,
+    start_sink,
+    start_worker,
+    stop_all,
+    variant_env,
+)
+from tests.processes import wait_for
+
+NAME = "priority"
+BACKLOG = 2_000 if QUICK else 10_000
+SLOW_BACKLOG = 150 if QUICK else 300  # newsletters of 50 ms: enough to outlast the confirmations
+SCENARIOS = {  # name: (newsletters queued, seconds each)
+    "no-op newsletters": (BACKLOG, 0),
+    "50 ms newsletters": (SLOW_BACKLOG, 0.05),
+}
+CONFIRMATIONS = 10 if QUICK else 20
+SPACING = 0.05 if QUICK else 0.1  # seconds between two confirmations
+ROUNDS = 1 if QUICK else 2
+QUEUE = "emails"
+CONFIRMATION = "notifications.send_order_confirmation"
+BASELINE = "priorities off"
+GOAL_MS = 50  # the issue's goal, for the issue's scenario (no-op newsletters)
+GOAL_SCENARIO = "no-op newsletters"
+
+
+def run(env):
+    from config.celery import app
+    from config.queues import PRIORITY_BULK
+
+    filler = bulk_publisher()
+    processes = []
+    try:
+        sink = start_sink(env, "priority-sink")
+        processes.append(sink)
+        workers = {"ours": start_worker(env, "priority-ours", EMAIL_PORT=sink.port)}
+        for label, overrides in WORKER_VARIANTS.items():
+            workers[label] = start_worker(
+                env, f"priority-{len(workers)}", EMAIL_PORT=sink.port, **variant_env(overrides)
+            )
+        processes += workers.values()
+
+        def one_round(worker, priority_options, backlog, seconds):
+            def once():
+                for other in workers.values():
+                    consume(app, other, QUEUE, False)
+                purge(env, QUEUE)
+                order_ids = make_orders(CONFIRMATIONS)
+                publish(filler, "jobs.noop", [(f"newsletter-{i}", seconds) for i in range(backlog)])
+                consume(app, worker, QUEUE, True)
+                published = {}
+                for pk in order_ids:
+                    time.sleep(SPACING)
+                    published[pk] = time.time()
+                    app.send_task(CONFIRMATION, args=(pk,), **priority_options)
+                backlog_left = depth(env, QUEUE)
+                started = wait_for_starts(order_ids)
+                consume(app, worker, QUEUE, False)
+                purge(env, QUEUE)
+                waits = [(started[pk] - published[pk]) * 1000 for pk in order_ids]
+                return {"waits_ms": waits, "backlog_left_at_last_publish": backlog_left}
+
+            result = retry_on_broker_drop(once)
+            say(f"p99 wait {percentile(result['waits_ms'], 99):.1f} ms")
+            return result
+
+        by_scenario = {}
+        for scenario, (backlog, seconds) in SCENARIOS.items():
+            say(f"{NAME}: {CONFIRMATIONS} confirmations behind {backlog} {scenario}")
+            sides = {
+                BASELINE: lambda i, b=backlog, s=seconds: one_round(
+                    workers["ours"], {"priority": PRIORITY_BULK}, b, s
+                )
+            }
+            for name, w in workers.items():
+                sides[name] = lambda i, w=w, b=backlog, s=seconds: one_round(w, {}, b, s)
+            by_scenario[scenario] = alternate(sides, ROUNDS)
+    finally:
+        stop_all(processes)
+    return report(by_scenario)
+
+
+def wait_for_starts(order_ids):
+    """{order id: epoch seconds its confirmation job was claimed}, once all of them were."""
+    from jobs.models import Job
+    from notifications.jobs import ORDER_CONFIRMATION
+
+    keys = {ORDER_CONFIRMATION.key(pk): pk for pk in order_ids}
+
+    def all_started():
+        rows = Job.objects.filter(key__in=keys, started_at__isnull=False)
+        found = {keys[key]: at.timestamp() for key, at in rows.values_list("key", "started_at")}
+        return found if len(found) == len(keys) else None
+
+    return wait_for(all_started, timeout=300, interval=0.2, message="the confirmations to start")
+
+
+def report(by_scenario):
+    results, details, notes = [], {}, []
+    for scenario, rounds in by_scenario.items():
+        waits = {name: [w for r in runs for w in r["waits_ms"]] for name, runs in rounds.items()}
+        for name in ["ours", *WORKER_VARIANTS]:
+            for p in (50, 99):
+                result = Result(
+                    NAME, f"wait p{p}, {scenario}", "ms", percentile(waits[BASELINE], p),
+                    percentile(waits[name], p), BASELINE, name,
+                )  # fmt: skip
+                if p == 99 and scenario == GOAL_SCENARIO:
+                    result.goal = f"≤ {GOAL_MS} ms"
+                    result.met = result.ours <= GOAL_MS
+                results.append(result)
+        left = {
+            name: [r["backlog_left_at_last_publish"] for r in runs] for name, runs in rounds.items()
+        }
+        details[scenario] = {
+            "newsletters": SCENARIOS[scenario][0],
+            "seconds_per_newsletter": SCENARIOS[scenario][1],
+            "backlog_left_at_last_publish": left,
+            "waits_ms": {name: [round(w, 2) for w in v] for name, v in waits.items()},
+        }
+        if any(n == 0 for runs in left.values() for n in runs):
+            notes.append(f"{scenario}: the backlog ran out before the last confirmation")
+    details.update(confirmations_per_round=CONFIRMATIONS, spacing_seconds=SPACING, rounds=ROUNDS)
+    return Report(NAME, results, details, notes)

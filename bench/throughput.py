@@ -1,0 +1,184 @@
+"""2. Throughput and the reliability tax: our worker configuration against bare Celery.
+
+Same broker and vhost, same machine, same prefork concurrency (2), alternating runs:
+
+- bare (baseline): bench/bare_celery.py, Celery's defaults: queue `celery` without
+  priorities, prefetch 4 per process, acknowledged before the task runs, no publisher
+  confirms, no result backend, no task events;
+- ours: `celery -A config worker` as shipped: priority queue `emails`, late acks, prefetch 1,
+  persistent messages published with confirms and a task-sent event, time limits, task events,
+  results in the database (jobs.noop ignores its result), the job runner for emails;
+- alternatives to ours (no-ops only): settings changed in bench/settings_variant.py. Their
+  publisher is ours, measured on the ours line, so their queues are filled by the faster
+  bulk publisher (harness.bulk_publisher), which puts the same messages on the queue.
+
+Each run fills the queue while the worker is told not to consume (timing the publisher: the
+publish rate), then lets the worker consume and times it until its own counter shows the last
+task started (the worker rate). No-ops measure the machinery; emails (the sink answers at
+once) measure a real job: render, SMTP, and for ours the job's claim and outcome.
+"""
+
+from dataclasses import dataclass
+
+from bench import bare_celery
+from bench.harness import (
+    QUICK,
+    WORKER_VARIANTS,
+    Report,
+    Result,
+    alternate,
+    bulk_publisher,
+    consume,
+    drain,
+    make_orders,
+    median,
+    publish,
+    purge,
+    retry_on_broker_drop,
+    say,
+    start_sink,
+    start_worker,
+    stop_all,
+    variant_env,
+)
+
+NAME = "throughput"
+NOOPS = 2_000 if QUICK else 10_000
+EMAILS = 400 if QUICK else 10_000
+ROUNDS = 2  # each side's NOOPS are split into this many alternating runs
+EMAIL_ROUNDS = 2 if QUICK else 4  # short runs: one interrupted by a broker restart costs less
+
+
+@dataclass
+class Setup:
+    label: str
+    app: object  # the Celery app that publishes
+    queue: str
+    noop: str
+    email: str
+    worker_options: dict
+    worker: object = None
+
+
+def setups():
+    from config.celery import app
+
+    email = "notifications.send_order_confirmation"
+    found = {
+        "bare": Setup(
+            "bare Celery", bare_celery.app, "celery", "bare.noop", "bare.send_order_confirmation",
+            {"app_module": "bench.bare_celery", "queues": ("celery",)},
+        ),
+        "ours": Setup("ours", app, "emails", "jobs.noop", email, {}),
+    }  # fmt: skip
+    bulk = bulk_publisher()
+    for label, overrides in WORKER_VARIANTS.items():
+        found[label] = Setup(label, bulk, "emails", "jobs.noop", email, variant_env(overrides))
+    return found
+
+
+def run(env):
+    from config.celery import app
+
+    all_setups = setups()
+    processes = []
+    try:
+        sink = start_sink(env, "throughput-sink")
+        processes.append(sink)
+        for name, setup in all_setups.items():
+            setup.worker = start_worker(
+                env, f"throughput-{name}", EMAIL_PORT=sink.port, **setup.worker_options
+            )
+            processes.append(setup.worker)
+
+        def measure(setup, task_name, args_list):
+            """One run: fill the queue, then drain it; returns the rates."""
+
+            def once():
+                for other in all_setups.values():  # a reconnected worker consumes again
+                    if other.queue == setup.queue and other.worker.proc.poll() is None:
+                        consume(app, other.worker, other.queue, False)
+                purge(env, setup.queue)
+                published = publish(setup.app, task_name, args_list)
+                drained = drain(app, setup.worker, setup.queue, len(args_list))
+                return {"publish": len(args_list) / published, "worker": len(args_list) / drained}
+
+            rates = retry_on_broker_drop(once)
+            say(f"{task_name}: {rates['worker']:.0f}/s ({setup.label})")
+            return rates
+
+        per_run = NOOPS // ROUNDS
+        say(f"{NAME}: {NOOPS} no-ops per side in {ROUNDS} runs, {len(all_setups)} sides")
+        noops = alternate(
+            {
+                name: lambda i, s=setup: measure(
+                    s, s.noop, [(f"n{i}-{j}",) for j in range(per_run)]
+                )
+                for name, setup in all_setups.items()
+            },
+            ROUNDS,
+        )
+        for name in WORKER_VARIANTS:  # only the no-ops compare alternatives
+            all_setups[name].worker.stop()
+
+        per_run = EMAILS // EMAIL_ROUNDS
+        say(f"{NAME}: {EMAILS} emails per side in {EMAIL_ROUNDS} runs")
+        emails = alternate(
+            {
+                name: lambda i, s=all_setups[name]: measure(
+                    s, s.email, [(pk,) for pk in make_orders(per_run)]
+                )
+                for name in ("bare", "ours")
+            },
+            EMAIL_ROUNDS,
+        )
+        mail_count = len(sink.messages())
+    finally:
+        stop_all(processes)
+    return report(all_setups, noops, emails, mail_count)
+
+
+def report(all_setups, noops, emails, mail_count):
+    def rate(runs, name, what):
+        return median([r[what] for r in runs[name]])
+
+    bare = "bare Celery"
+    goal = "≥ 80% of bare"
+    results = [
+        Result(
+            NAME, "no-op tasks, worker", "tasks/s", rate(noops, "bare", "worker"),
+            rate(noops, "ours", "worker"), bare, "ours", goal=goal,
+        ),
+    ]  # fmt: skip
+    for name in WORKER_VARIANTS:
+        results.append(
+            Result(
+                NAME, "no-op tasks, worker", "tasks/s", rate(noops, "bare", "worker"),
+                rate(noops, name, "worker"), bare, name, goal=goal,
+            )
+        )  # fmt: skip
+    for r in results:
+        r.met = r.ratio >= 0.8
+    results += [
+        Result(
+            NAME, "no-op tasks, publish", "tasks/s", rate(noops, "bare", "publish"),
+            rate(noops, "ours", "publish"), bare, "ours (confirms, sent event)",
+        ),
+        Result(
+            NAME, "confirmation emails, worker", "emails/s", rate(emails, "bare", "worker"),
+            rate(emails, "ours", "worker"), bare, "ours (job runner, results)",
+        ),
+    ]  # fmt: skip
+    details = {
+        "noops_per_side": NOOPS,
+        "emails_per_side": EMAILS,
+        "noop_runs_per_side": ROUNDS,
+        "email_runs_per_side": EMAIL_ROUNDS,
+        "concurrency": 2,
+        "bare_result_backend": "none (Celery's default)",
+        "ours_result_backend": "django-db (jobs.noop: ignore_result)",
+        "emails_received_by_the_sink": mail_count,
+        "noop_runs": {all_setups[n].label: v for n, v in noops.items()},
+        "email_runs": {all_setups[n].label: v for n, v in emails.items()},
+    }
+    return Report(NAME, results, details)
