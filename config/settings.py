@@ -136,6 +136,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("TEST_SQLITE_PATH", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
     }
+else:
+    # Likewise one test database per run on a server (PostgreSQL), instead of Django's
+    # test_<name> that two runs side by side would drop under each other.
+    DATABASES["default"]["TEST"] = {
+        "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"[:63]
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
