@@ -39,7 +39,7 @@ from bench.harness import (
 
 NAME = "checkout latency"
 SINK_LATENCY = 0.25
-ORDERS = 30 if QUICK else 120
+ORDERS = 30 if QUICK else 100
 WARM_UP = 3
 SETTINGS = {
     "sync": "bench.settings_sync",

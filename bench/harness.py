@@ -1,10 +1,11 @@
 """What every benchmark shares: an isolated set-up, the real processes, alternation, statistics.
 
-Isolation: a RabbitMQ vhost of their own (BENCH_RABBITMQ_VHOST, `shop_jobs_bench`, recreated
-empty), an SQLite database in a temporary folder (migrated by `manage.py migrate` in a
-subprocess) and SMTP sinks on free ports. The demo's queues, database and outbox are never
-touched. The processes are the ones the tests start (tests/processes.py), run from this
-checkout with environment variables, as in production: DEBUG off.
+Isolation: a RabbitMQ vhost of each run's own (`shop_jobs_bench_<random>`, created empty and
+deleted at the end; BENCH_RABBITMQ_VHOST names one), an SQLite database in a temporary folder
+(migrated by `manage.py migrate` in a subprocess) and SMTP sinks on free ports. The demo's
+queues, database and outbox are never touched. The processes are the ones the tests start
+(tests/processes.py), run from this checkout with environment variables, as in production:
+DEBUG off.
 """
 
 import atexit
@@ -20,6 +21,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +36,10 @@ from tests.processes import ROOT, ServiceProcess, SmtpSink, Worker, wait_for
 QUICK = os.environ.get("QUICK", "").strip().lower() not in {"", "0", "false", "no"}
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 MANAGEMENT_API = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")
-VHOST = os.environ.get("BENCH_RABBITMQ_VHOST", "shop_jobs_bench")
+# A vhost of each run's own, deleted at the end: other people on this machine run workers and
+# benchmarks of their own, and a fixed name would let theirs and ours take each other's
+# messages (it happened). BENCH_RABBITMQ_VHOST names one explicitly.
+VHOST = os.environ.get("BENCH_RABBITMQ_VHOST") or f"shop_jobs_bench_{uuid.uuid4().hex[:8]}"
 
 
 # --- Set-up -------------------------------------------------------------------------------------
@@ -345,6 +350,17 @@ def bulk_publisher():
     app.conf.broker_transport_options = {}
     app.conf.task_send_sent_event = False
     return app
+
+
+def pause_consumers(app, workers, queue, env):
+    """Stop every one of `workers` consuming `queue`, and check nothing else consumes it."""
+    for worker in workers:
+        if worker.proc.poll() is None:
+            consume(app, worker, queue, False)
+    with Connection(env.broker_url) as connection:
+        _, _, consumers = connection.default_channel.queue_declare(queue, passive=True)
+    if consumers:
+        raise RuntimeError(f"{consumers} consumer(s) not started by this benchmark on {queue}")
 
 
 def purge(env, *queue_names):

@@ -28,10 +28,10 @@ from bench.harness import (
     Result,
     alternate,
     bulk_publisher,
-    consume,
     drain,
     make_orders,
     median,
+    pause_consumers,
     publish,
     purge,
     retry_on_broker_drop,
@@ -95,9 +95,9 @@ def run(env):
             """One run: fill the queue, then drain it; returns the rates."""
 
             def once():
-                for other in all_setups.values():  # a reconnected worker consumes again
-                    if other.queue == setup.queue and other.worker.proc.poll() is None:
-                        consume(app, other.worker, other.queue, False)
+                # Again before every run: a worker that reconnected consumes its queues again.
+                same_queue = [s.worker for s in all_setups.values() if s.queue == setup.queue]
+                pause_consumers(app, same_queue, setup.queue, env)
                 purge(env, setup.queue)
                 published = publish(setup.app, task_name, args_list)
                 drained = drain(app, setup.worker, setup.queue, len(args_list))
