@@ -73,7 +73,7 @@ web: bootstrap ## only the web server on 127.0.0.1:8000
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 worker: bootstrap ## only a worker for every queue
-	celery -A config worker --queues emails,media,reports,maintenance --loglevel INFO
+	celery -A config worker --queues emails,media,reports,maintenance,integrations --loglevel INFO
 
 beat: bootstrap ## only celery beat
 	celery -A config beat --loglevel INFO --pidfile var/celerybeat.pid

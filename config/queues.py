@@ -22,7 +22,10 @@ EMAILS = "emails"
 MEDIA = "media"
 REPORTS = "reports"
 MAINTENANCE = "maintenance"
-WORK_QUEUE_NAMES = (EMAILS, MEDIA, REPORTS, MAINTENANCE)
+# Talking to other systems (a supplier's web site, the warehouse service): slow, rate-limited
+# work that must never hold up an email or a thumbnail.
+INTEGRATIONS = "integrations"
+WORK_QUEUE_NAMES = (EMAILS, MEDIA, REPORTS, MAINTENANCE, INTEGRATIONS)
 DEFAULT_QUEUE = MAINTENANCE
 
 

@@ -36,7 +36,7 @@ def test_worker_health_names_the_queues_nobody_serves(client, broker, smtp_sink,
     down = response.json()["down"][0]
     assert "media" in down and "reports" in down and "emails" not in down
 
-    start_worker(queues=(queues.MEDIA, queues.REPORTS), concurrency=1)
+    start_worker(queues=(queues.MEDIA, queues.REPORTS, queues.INTEGRATIONS), concurrency=1)
     assert client.get(url).status_code == 200
 
     worker.stop()
