@@ -177,7 +177,7 @@ def start_worker(service_env, tmp_path):
 
     yield start
     for worker in started:
-        worker.stop()
+        worker.kill()
 
 
 @pytest.fixture
@@ -195,4 +195,4 @@ def start_beat(service_env, tmp_path):
 
     yield start
     for beat in started:
-        beat.stop()
+        beat.kill()
