@@ -235,7 +235,7 @@ CELERY_WORKER_CONSUMER = "jobs.worker:DeadLetteringConsumer"
 # Priorities only work if a worker does not hoard messages: take one at a time.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A task still running when the broker connection drops is left to finish: its message comes
-# back, but the job's claim (jobs/idempotency.py) stops the copy from doing the work twice.
+# back, but the job's claim (jobs/runner.py) stops the copy from doing the work twice.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 # Every task has a time limit; tasks set tighter ones of their own.
@@ -250,7 +250,8 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 
-# Retries of transient faults: exponential backoff with full jitter, capped.
+# Retries of transient faults: exponential backoff with equal jitter (half fixed, half random),
+# capped (jobs/runner.py: backoff_seconds).
 JOB_RETRY_BACKOFF_SECONDS = env_float("JOB_RETRY_BACKOFF_SECONDS", 2)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_float("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
 JOB_MAX_RETRIES = env_int("JOB_MAX_RETRIES", 5)
@@ -260,6 +261,10 @@ OUTBOX_REPUBLISH_AFTER_SECONDS = env_float("OUTBOX_REPUBLISH_AFTER_SECONDS", 20)
 OUTBOX_SWEEP_INTERVAL_SECONDS = env_float("OUTBOX_SWEEP_INTERVAL_SECONDS", 15)
 # After a failed publish, a process leaves the broker alone this long (jobs/outbox.py).
 OUTBOX_BREAKER_SECONDS = env_float("OUTBOX_BREAKER_SECONDS", 10)
+# How long a publish waits for the broker's confirm. Without a limit, a broker that keeps the
+# connection open but answers nothing (publishers blocked by a disk or memory alarm) would hold
+# the customer's request forever.
+OUTBOX_PUBLISH_TIMEOUT_SECONDS = env_float("OUTBOX_PUBLISH_TIMEOUT_SECONDS", 2)
 
 # Periodic jobs. django-celery-beat copies these into the database at start, where staff can
 # edit them in the admin.

@@ -94,7 +94,12 @@ def publish(job_pk):
     try:
         # Route and priority come from config/queues.py; the task id is the job's, so every
         # copy of this message (retries, redeliveries, replays) is recognisably the same job.
-        task.apply_async(args=job.args, task_id=job.task_id)
+        task.apply_async(
+            args=job.args,
+            task_id=job.task_id,
+            timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
+            confirm_timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
+        )
     except Exception as exc:  # whatever the broker did, the job row keeps the work safe
         logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
         _broker_failed_until = time.monotonic() + settings.OUTBOX_BREAKER_SECONDS

@@ -2,7 +2,9 @@
 
 The tests put it between the shop and RabbitMQ to play "the broker went away" without
 stopping the machine's RabbitMQ. Cutting closes every open connection and refuses new ones,
-which is what a stopped broker looks like to a client.
+which is what a stopped broker looks like to a client. Stalling keeps every connection open
+and forwards nothing, which is what a broker that blocks its publishers (a memory or disk
+alarm) or a network that drops packets looks like.
 """
 
 import socket
@@ -17,6 +19,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets = set()
         self._server = None
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self):
         server = socket.create_server((self.listen_host, self.port), reuse_port=False)
@@ -37,6 +41,13 @@ class TcpProxy:
 
     def restore(self):
         self.start()
+
+    def stall(self):
+        """Keep the connections open, and accept new ones, but let no byte through."""
+        self._flowing.clear()
+
+    def resume(self):
+        self._flowing.set()
 
     stop = cut
 
@@ -64,6 +75,7 @@ class TcpProxy:
     def _pipe(self, src, dst):
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -3,6 +3,7 @@
 from django.urls import reverse
 
 from jobs.models import Job
+from notifications.jobs import ORDER_CONFIRMATION
 from shop.models import Order
 from tests.processes import wait_for
 
@@ -21,7 +22,7 @@ def checkout(client, product, email="ada@example.com", name="Ada Lovelace"):
 
 
 def confirmation_job(order):
-    return Job.objects.get(subject=f"order:{order.pk}")
+    return Job.objects.get(key=ORDER_CONFIRMATION.key(order.pk))
 
 
 def wait_for_job_state(order, state, timeout=30):

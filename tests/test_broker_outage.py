@@ -5,9 +5,11 @@ import shutil
 import subprocess
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
+from jobs import outbox
 from jobs.models import Job
 from tests.flows import checkout, confirmation_job, wait_for_job_state
 from tests.processes import wait_for
@@ -43,6 +45,44 @@ def test_checkout_while_the_broker_is_down_sends_the_email_once_it_is_back(
     time.sleep(2)  # two more sweeps: they must find nothing left to publish
     assert len(smtp_sink.messages()) == 1
     assert confirmation_job(order).attempts == 1
+
+
+def test_checkout_does_not_hang_on_a_broker_that_stops_answering(
+    client, broker, smtp_sink, start_worker, product, monkeypatch
+):
+    """A connected broker that answers nothing (publishers blocked by a disk or memory
+    alarm, a dead network path): the publish gives up after OUTBOX_PUBLISH_TIMEOUT_SECONDS and
+    the job waits in the outbox, instead of the customer's request waiting forever."""
+    first = checkout(client, product, email="first@example.com")
+    # The web process now holds a pooled connection that works.
+    broker.proxy.stall()
+    done = {}
+
+    def place_order():
+        done["order"] = checkout(client, product, email="stalled@example.com")
+
+    placing = threading.Thread(target=place_order, daemon=True)
+    placing.start()
+    placing.join(timeout=30)
+    broker.proxy.resume()
+    assert not placing.is_alive(), "the checkout hung on a broker that does not answer"
+    job = confirmation_job(done["order"])
+    assert job.state == Job.State.PENDING
+    assert job.publish_error
+
+    # Once the broker answers again, the sweeper's publish goes through and the email is sent,
+    # once, whether or not the stalled publish reached the queue after all.
+    start_worker()
+    monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)  # as if the breaker had cooled
+
+    def sent():
+        outbox.republish_pending_jobs(older_than=timedelta(0))  # what beat's sweeper runs
+        return confirmation_job(done["order"]).state == Job.State.SUCCEEDED
+
+    wait_for(sent, timeout=60, interval=1, message="the stalled order's confirmation")
+    wait_for(lambda: confirmation_job(first).state == Job.State.SUCCEEDED, timeout=30)
+    recipients = sorted(m["to"] for m in smtp_sink.messages())
+    assert recipients == ["first@example.com", "stalled@example.com"]
 
 
 def rabbitmqctl(*args):
