@@ -266,16 +266,19 @@ OUTBOX_BREAKER_SECONDS = env_float("OUTBOX_BREAKER_SECONDS", 10)
 # the customer's request forever.
 OUTBOX_PUBLISH_TIMEOUT_SECONDS = env_float("OUTBOX_PUBLISH_TIMEOUT_SECONDS", 2)
 
-# Periodic jobs. django-celery-beat copies these into the database at start, where staff can
-# edit them in the admin.
+# Periodic jobs. django-celery-beat writes these into the database at every beat start: the
+# admin can switch one off (that survives a restart), but other edits to these entries are
+# overwritten by the next start. Entries added in the admin are left alone.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "publish-jobs-the-broker-missed": {
         "task": "jobs.republish_pending_jobs",
         "schedule": OUTBOX_SWEEP_INTERVAL_SECONDS,
     },
-    # Celery's own task: deletes task results older than CELERY_RESULT_EXPIRES.
-    "expire-task-results": {
+    # Celery's own task: deletes task results older than CELERY_RESULT_EXPIRES. The name is the
+    # one django-celery-beat gives the entry it adds by itself, so this replaces it instead of
+    # running the clean-up twice a night.
+    "celery.backend_cleanup": {
         "task": "celery.backend_cleanup",
         "schedule": crontab(hour=4, minute=0),
     },
