@@ -254,7 +254,9 @@ CELERY_TASK_SEND_SENT_EVENT = True
 # capped (jobs/runner.py: backoff_seconds).
 JOB_RETRY_BACKOFF_SECONDS = env_float("JOB_RETRY_BACKOFF_SECONDS", 2)
 JOB_RETRY_BACKOFF_MAX_SECONDS = env_float("JOB_RETRY_BACKOFF_MAX_SECONDS", 300)
-JOB_MAX_RETRIES = env_int("JOB_MAX_RETRIES", 5)
+# 8 retries from 2 s, doubling: a job keeps trying for 4 to 8.5 minutes in all (jitter), enough
+# for a mail provider's bad moment, before it is dead-lettered and waits for a person.
+JOB_MAX_RETRIES = env_int("JOB_MAX_RETRIES", 8)
 JOB_WORKER_LOST_RETRY_DELAY_SECONDS = env_float("JOB_WORKER_LOST_RETRY_DELAY_SECONDS", 2)
 # The outbox sweeper publishes jobs again that have waited this long for the broker.
 OUTBOX_REPUBLISH_AFTER_SECONDS = env_float("OUTBOX_REPUBLISH_AFTER_SECONDS", 20)
