@@ -7,6 +7,8 @@ never name a queue: a task reaches its queue, and gets its priority, through TAS
 
 from kombu import Exchange, Queue
 
+from contracts import topology as event_topology
+
 # RabbitMQ priorities: higher is more urgent. Keep the range small, RabbitMQ keeps one
 # internal queue per level.
 MAX_PRIORITY = 10
@@ -75,12 +77,31 @@ TASK_ROUTES = {
     # A report a person asked for goes before the scheduled ones.
     "shop.build_sales_report": route(REPORTS, PRIORITY_HIGH),
     "shop.build_scheduled_sales_report": route(REPORTS, PRIORITY_NORMAL),
+    # Staff waiting on "fetch now" and the schedule's runs share one route: a run of a
+    # supplier that is already on its way is reused, not queued again (suppliers/services.py).
+    "suppliers.fetch_supplier_prices": route(INTEGRATIONS),
+    "suppliers.fetch_all_suppliers": route(INTEGRATIONS, PRIORITY_HIGH),
     "jobs.noop": route(EMAILS, PRIORITY_BULK),
     "jobs.demo_poison_pill": route(MAINTENANCE, PRIORITY_BULK),
     "jobs.demo_runaway": route(MAINTENANCE, PRIORITY_BULK),
     "jobs.republish_pending_jobs": route(MAINTENANCE, PRIORITY_HIGH),
     "celery.backend_cleanup": route(MAINTENANCE),
+    # A parcel waits on it, a supplier feed does not: the warehouse hears of an order first.
+    "shop.publish_order_placed": route(INTEGRATIONS, PRIORITY_HIGH),
 }
+# Events exchanged with the warehouse service (contracts/): a topic exchange, `events`, and a
+# durable queue per subscriber with its parking queue `<name>.dead`. Both sides declare these
+# queues with the same arguments, so they are defined once, in contracts/topology.py; this is
+# the shop's share of them.
+EVENTS_EXCHANGE = event_topology.EXCHANGE
+# What `manage.py consume_shop_events` reads: shipment.dispatched.
+SHOP_EVENTS = event_topology.SHOP
+# The shop's queue, and the queues of those who read what the shop publishes (order.placed):
+# declared before anything is published, an event waits there for a subscriber that is down or
+# has never run, instead of being dropped by an exchange with nowhere to route it.
+EVENT_QUEUES = event_topology.queues_to_declare(consumes=[SHOP_EVENTS], publishes=["order.placed"])
+# Parking queues of the shop's event consumers, with what each consumer reads.
+EVENT_DEAD_LETTER_QUEUES = {SHOP_EVENTS.parking_queue.name: SHOP_EVENTS}
 
 
 def declare_topology(connection):
@@ -90,5 +111,5 @@ def declare_topology(connection):
     into a queue that exists, and a worker only declares the queues it consumes itself.
     """
     channel = connection.default_channel
-    for queue in TASK_QUEUES + DEAD_LETTER_QUEUES:
+    for queue in TASK_QUEUES + DEAD_LETTER_QUEUES + EVENT_QUEUES:
         queue(channel).declare()

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "shop",
     "notifications",
     "media_jobs",
+    "suppliers",
 ]
 
 MIDDLEWARE = [
@@ -289,6 +290,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.build_scheduled_sales_report",
         "schedule": crontab(hour=1, minute=0),
     },
+    # A price and stock fetch of every active supplier (suppliers/tasks.py).
+    "fetch-supplier-prices": {
+        "task": "suppliers.fetch_all_suppliers",
+        "schedule": env_float("SUPPLIER_FETCH_INTERVAL_SECONDS", 10 * 60),
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------
@@ -341,3 +347,26 @@ SALES_REPORT_SOFT_TIME_LIMIT = env_int("SALES_REPORT_SOFT_TIME_LIMIT", 30 * 60)
 SALES_REPORT_TIME_LIMIT = env_int("SALES_REPORT_TIME_LIMIT", 32 * 60)
 # Retries of a failed attempt (storage unavailable, out of time) before the report fails.
 SALES_REPORT_MAX_RETRIES = env_int("SALES_REPORT_MAX_RETRIES", 2)
+# --- Supplier price feeds -----------------------------------------------------------------------
+# suppliers/: suppliers' product pages read by a job on the `integrations` queue, every
+# SUPPLIER_FETCH_INTERVAL_SECONDS (CELERY_BEAT_SCHEDULE) and when staff press "fetch now".
+SUPPLIER_USER_AGENT = os.environ.get("SUPPLIER_USER_AGENT", f"ShopJobsBot/1.0 (+{SITE_URL})")
+# Seconds to wait for a connection, then for each read of the answer.
+SUPPLIER_CONNECT_TIMEOUT = env_float("SUPPLIER_CONNECT_TIMEOUT", 5)
+SUPPLIER_READ_TIMEOUT = env_float("SUPPLIER_READ_TIMEOUT", 15)
+# At least this long between two requests to one host, from any worker (longer when the host's
+# robots.txt asks for a longer Crawl-delay).
+SUPPLIER_MIN_INTERVAL_SECONDS = env_float("SUPPLIER_MIN_INTERVAL_SECONDS", 1)
+# The longest a run sleeps for its host's turn (after a Retry-After, say); longer waits become
+# a retry of the job later, so a worker is not held idle.
+SUPPLIER_MAX_WAIT_SECONDS = env_float("SUPPLIER_MAX_WAIT_SECONDS", 30)
+SUPPLIER_MAX_PAGE_BYTES = env_int("SUPPLIER_MAX_PAGE_BYTES", 2 * 1024 * 1024)
+# A run of hundreds of pages at one a second takes minutes; cut short, it goes on next attempt.
+SUPPLIER_FETCH_SOFT_TIME_LIMIT = env_int("SUPPLIER_FETCH_SOFT_TIME_LIMIT", 15 * 60)
+SUPPLIER_FETCH_TIME_LIMIT = env_int("SUPPLIER_FETCH_TIME_LIMIT", 16 * 60)
+# The demo's local supplier site (`manage.py supplier_site`): where seed_demo points the demo
+# supplier, and the site's live knobs.
+SUPPLIER_SITE_URL = os.environ.get("SUPPLIER_SITE_URL", "http://127.0.0.1:8100/")
+SUPPLIER_SITE_CONTROL = Path(
+    os.environ.get("SUPPLIER_SITE_CONTROL", VAR_DIR / "supplier-site.json")
+)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("outbox/", include("notifications.urls")),
     path("staff/reports/", include("shop.report_urls")),
     path("staff/images/", include("media_jobs.urls")),
+    path("staff/suppliers/", include("suppliers.urls")),
     path("", include("shop.urls")),
 ]
 

@@ -21,6 +21,7 @@ from django.db.models import F
 from django_celery_results.models import TaskResult
 from kombu import Exchange, Producer
 
+import contracts
 from config import queues
 from jobs.models import Job, JobEvent, record_event
 
@@ -46,7 +47,8 @@ class DeadLetter:
 
 
 def dead_letter_queues():
-    return [queues.dead_letter_queue_name(name) for name in queues.WORK_QUEUE_NAMES]
+    jobs = [queues.dead_letter_queue_name(name) for name in queues.WORK_QUEUE_NAMES]
+    return jobs + list(queues.EVENT_DEAD_LETTER_QUEUES)  # and the shop's event consumers'
 
 
 def depths():
@@ -162,13 +164,15 @@ def describe(queue_name, message):
         for d in headers.get("x-death", [])
     ]
     times = [d["time"] for d in deaths if d["time"]]
+    subscription = queues.EVENT_DEAD_LETTER_QUEUES.get(queue_name)
+    reason = why_event_dead(message, subscription) if subscription else why_dead(message)
     return DeadLetter(
         queue=queue_name,
         id=message_id(message),
-        task=headers.get("task", "?"),
+        task=headers.get("task") or message.properties.get("type") or "?",
         arguments=headers.get("argsrepr") or _short(message.body),
         content_type=message.content_type,
-        reason=why_dead(message),
+        reason=reason,
         deaths=deaths,
         first_failed_at=min(times) if times else None,
         priority=message.properties.get("priority"),
@@ -196,6 +200,12 @@ def why_dead(message):
     if result and result.traceback:
         return result.traceback.strip().splitlines()[-1]
     return "rejected by the worker"
+
+
+def why_event_dead(message, subscription):
+    """Why the shop's event consumer refused this event: what the contracts say is wrong."""
+    problem = contracts.problem_with(message.body, message.content_type, accept=subscription.reads)
+    return problem or "a valid event the consumer could not apply: its log says why"
 
 
 def _short(body, limit=200):

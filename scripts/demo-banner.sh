@@ -10,5 +10,6 @@ cat <<BANNER
   Flower          http://127.0.0.1:5555/            ${FLOWER_USER} / ${FLOWER_PASSWORD}
   RabbitMQ        http://127.0.0.1:15672/           guest / guest (local broker)
   SMTP sink       127.0.0.1:1025
+  Supplier site   http://127.0.0.1:8100/            (the local site the price feed reads)
 
 BANNER

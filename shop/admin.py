@@ -12,14 +12,16 @@ from shop.models import Order, OrderLine, Product
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["thumbnail", "name", "slug", "price", "is_active"]
+    list_display = ["thumbnail", "name", "slug", "price", "stock", "is_active"]
     list_display_links = ["thumbnail", "name"]
     list_filter = ["is_active"]
     list_editable = ["price", "is_active"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["image_preview", "created_at"]
-    fields = ["name", "slug", "description", "price", "is_active", "image_preview"]
+    # Stock comes from the supplier's site (suppliers/): an edit here would be overwritten by
+    # the next fetch, so it is shown, not edited.
+    readonly_fields = ["image_preview", "stock", "created_at"]
+    fields = ["name", "slug", "description", "price", "stock", "is_active", "image_preview"]
     # Pictures are uploaded through media_jobs.services.attach_image, which asks for renditions.
     inlines = [ProductImageUploadInline]
 

@@ -14,6 +14,8 @@ class Product(models.Model):
     slug = models.SlugField(max_length=140, unique=True)
     description = models.TextField(blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
+    # Kept up to date from the supplier's site (suppliers/); empty while nobody follows it.
+    stock = models.PositiveIntegerField(null=True, blank=True)
     # Pictures are media_jobs.ProductImage rows (product.images), each with its renditions.
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -8,9 +8,10 @@ from django.utils import timezone
 from jobs.outbox import enqueue_many_on_commit, enqueue_on_commit
 from notifications.jobs import ORDER_CONFIRMATION, SHIPPING_NOTICE
 from notifications.tasks import send_order_confirmation, send_shipping_notification
+from shop.events import ORDER_PLACED_EVENT
 from shop.models import Order, OrderLine
 from shop.reports import SALES_REPORT, find_or_create_report
-from shop.tasks import build_sales_report
+from shop.tasks import build_sales_report, publish_order_placed
 
 
 class EmptyCartError(ValueError):
@@ -23,6 +24,7 @@ def place_order(*, customer_name, email, shipping_address, items):
 
     The email job is recorded in this transaction and published only after it commits: a
     rolled-back order sends nothing, and the worker always finds the order it is told about.
+    The warehouse service hears of the order the same way (its order.placed event).
     """
     if not items:
         raise EmptyCartError("the cart is empty")
@@ -33,6 +35,7 @@ def place_order(*, customer_name, email, shipping_address, items):
         OrderLine.of(product, quantity, order=order) for product, quantity in items
     )
     enqueue_on_commit(send_order_confirmation, order.pk, kind=ORDER_CONFIRMATION, subject=order)
+    enqueue_on_commit(publish_order_placed, order.pk, kind=ORDER_PLACED_EVENT, subject=order)
     return order
 
 

@@ -2,6 +2,9 @@
 
 Their queue and priority come from config/queues.py: a report a person asked for
 (`shop.build_sales_report`) goes before the scheduled one (`shop.build_scheduled_sales_report`).
+
+`shop.publish_order_placed`, on the `integrations` queue, tells the warehouse service about a
+new order (shop/events.py).
 """
 
 from datetime import timedelta
@@ -12,7 +15,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.runner import JobTask
-from shop import reports
+from shop import events, reports
 
 # A report over months of orders takes minutes, not seconds: long time limits, and few
 # retries, since an attempt that ran out of time is likely to run out of time again.
@@ -53,3 +56,20 @@ def run_report_job(task, report_id):
         # report's page shows the same, with the reason.
         reports.record_setback(report_id, Job.objects.get(key=key))
         raise
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="shop.publish_order_placed",
+    soft_time_limit=30,
+    time_limit=40,
+)
+def publish_order_placed(self, order_id):
+    """Tell the warehouse service about order `order_id` (the order.placed event), once.
+
+    "Once" for the job; the event itself may reach RabbitMQ twice (a confirm lost on the way),
+    with the same event id both times, which is how the warehouse recognises the copy.
+    """
+    key = events.ORDER_PLACED_EVENT.key(order_id)
+    return self.run_once(key, lambda: events.publish_order_placed(order_id))

@@ -10,6 +10,7 @@ installed, the compose file is also validated by it.
 
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -206,6 +207,19 @@ def check_gunicorn(args, where):
         assert option in gunicorn_options(), f"{where}: gunicorn has no option {option}"
 
 
+def check_module(args, where):
+    """`python -m package ...`: a package of this project that runs as a program (the warehouse
+    service), given arguments its own parser (build_parser) takes."""
+    name, *rest = args
+    spec = importlib.util.find_spec(f"{name}.__main__")
+    assert spec and spec.origin.startswith(str(ROOT)), f"{where}: {name} is not a program here"
+    main = importlib.import_module(f"{name}.__main__")
+    try:
+        main.build_parser().parse_args(rest)
+    except SystemExit:
+        pytest.fail(f"{where}: python -m {name} does not take {rest}")
+
+
 def check_command(argv, where):
     program, *args = argv
     if program == "celery":
@@ -214,6 +228,8 @@ def check_command(argv, where):
         check_gunicorn(args, where)
     elif program == "python" and args[0] == "manage.py":
         check_manage(args[1:], where)
+    elif program == "python" and args[0] == "-m":
+        check_module(args[1:], where)
     elif program == "python":
         assert (ROOT / args[0]).is_file(), f"{where}: {args[0]} is not in the project"
     else:

@@ -388,10 +388,14 @@ def test_checkout_places_one_order(
     assert session_cart(client) == {}
     assert message_texts(response)[-1] == f"Thank you! Your order #{order.pk} is placed."
 
-    assert len(callbacks) == 1
-    job = Job.objects.get()
-    assert job.state == Job.State.PENDING
-    assert job.subject == f"order:{order.pk}"
+    # Two jobs, each published after the commit: the confirmation email and the warehouse's
+    # order.placed event.
+    assert len(callbacks) == 2
+    jobs = Job.objects.order_by("kind")
+    assert [job.kind for job in jobs] == ["order_confirmation", "order_placed_event"]
+    for job in jobs:
+        assert job.state == Job.State.PENDING
+        assert job.subject == f"order:{order.pk}"
 
 
 @pytest.mark.django_db

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from media_jobs.services import attach_image
 from shop.models import Order, OrderLine, Product
+from suppliers.demo import seed_demo_supplier
 
 IMAGE_SIZE = 800
 MAX_PRODUCTS = 500
@@ -87,9 +88,12 @@ class Command(BaseCommand):
             created = 0
             for index in range(products):
                 created += self.seed_product(index)
+            # The demo supplier's pages on the local supplier site (`manage.py supplier_site`).
+            supplier = seed_demo_supplier(Product.objects.all())
             password = self.seed_staff()
 
         self.stdout.write(self.style.SUCCESS(f"{products} demo products ready ({created} new)."))
+        self.stdout.write(f"{supplier}: {supplier.listings.count()} pages followed.")
         self.stdout.write(f"Staff login: {STAFF_USERNAME} / {password}")
         if options["orders"]:
             self.seed_orders(options["orders"])
