@@ -15,7 +15,7 @@ export FLOWER_BROKER_API ?= http://guest:guest@127.0.0.1:15672/api/
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bootstrap broker migrate seed lint format web worker beat flower smtp clean
+.PHONY: help demo test bootstrap broker migrate ffmpeg seed lint format web worker beat flower smtp clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,7 +40,10 @@ test: bootstrap ## set everything up, then run the whole test suite (SQLite, the
 		DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PG_DESELECT); \
 	fi
 
-bootstrap: $(VENV_STAMP) broker migrate
+bootstrap: $(VENV_STAMP) broker migrate ffmpeg
+
+ffmpeg: ## make sure ffmpeg is installed (product videos); without it videos are refused
+	@scripts/ensure-ffmpeg.sh || echo "==> going on without ffmpeg: video uploads are refused"
 
 $(VENV_STAMP): requirements.txt
 	scripts/ensure-venv.sh

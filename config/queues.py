@@ -74,6 +74,7 @@ TASK_ROUTES = {
     # A fresh upload is waited for by the staff member who made it; a bulk regeneration is not.
     "media_jobs.make_renditions": route(MEDIA, PRIORITY_HIGH),
     "media_jobs.regenerate_renditions": route(MEDIA, PRIORITY_BULK),
+    "media_jobs.make_poster_and_preview": route(MEDIA, PRIORITY_HIGH),
     # A report a person asked for goes before the scheduled ones.
     "shop.build_sales_report": route(REPORTS, PRIORITY_HIGH),
     "shop.build_scheduled_sales_report": route(REPORTS, PRIORITY_NORMAL),

@@ -338,6 +338,35 @@ RENDITION_WIDTHS = [
     int(width) for width in os.environ.get("RENDITION_WIDTHS", "160,480,1200").split(",")
 ]
 
+# --- Media (product videos) ---------------------------------------------------------------------
+# A short product video per product (media_jobs/video.py): checked with ffprobe at upload (a
+# form error) and again by the worker (the job fails); the media worker makes a poster frame and
+# a short silent preview of it with ffmpeg (scripts/ensure-ffmpeg.sh installs it).
+VIDEO_MAX_UPLOAD_BYTES = env_int("VIDEO_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
+VIDEO_MAX_SECONDS = env_float("VIDEO_MAX_SECONDS", 60)
+VIDEO_MAX_PIXELS = env_int("VIDEO_MAX_PIXELS", 4096 * 2160)  # 4K
+VIDEO_PREVIEW_WIDTH = env_int("VIDEO_PREVIEW_WIDTH", 320)
+VIDEO_PREVIEW_SECONDS = env_float("VIDEO_PREVIEW_SECONDS", 4)
+# Twice the preview's width: sharp on high-density screens, where the poster is shown first.
+VIDEO_POSTER_WIDTH = env_int("VIDEO_POSTER_WIDTH", 640)
+VIDEO_FFMPEG = os.environ.get("VIDEO_FFMPEG", "ffmpeg")
+VIDEO_FFPROBE = os.environ.get("VIDEO_FFPROBE", "ffprobe")
+# Each ffmpeg run is one job on one core, within an address-space ceiling.
+VIDEO_FFMPEG_THREADS = env_int("VIDEO_FFMPEG_THREADS", 1)
+VIDEO_FFMPEG_MEMORY_MB = env_int("VIDEO_FFMPEG_MEMORY_MB", 1024)
+# Time limits, each below the next: every ffmpeg run of a job together is stopped after
+# VIDEO_FFMPEG_TIMEOUT (the job fails: the video is too demanding); the task is interrupted at
+# its soft limit and killed at its hard one, and ffmpeg with it. The probe at upload, in the
+# web request, has a short limit of its own.
+VIDEO_FFMPEG_TIMEOUT = env_float("VIDEO_FFMPEG_TIMEOUT", 60)
+VIDEO_SOFT_TIME_LIMIT = env_float("VIDEO_SOFT_TIME_LIMIT", 90)
+VIDEO_TIME_LIMIT = env_float("VIDEO_TIME_LIMIT", 105)
+VIDEO_PROBE_TIMEOUT = env_float("VIDEO_PROBE_TIMEOUT", 10)
+# Celery refuses to publish a task whose soft limit is over its hard one: every video job
+# would wait in the outbox, unpublished.
+if VIDEO_SOFT_TIME_LIMIT > VIDEO_TIME_LIMIT:
+    raise ImproperlyConfigured("VIDEO_SOFT_TIME_LIMIT must not be over VIDEO_TIME_LIMIT")
+
 # --- Sales reports ------------------------------------------------------------------------------
 # Orders are read this many at a time, each chunk one short query, and the report's progress
 # is saved after each chunk: memory stays flat, and the progress bar moves every chunk.

@@ -227,7 +227,12 @@ class JobTask(Task):
             logger.error("job %s failed for good: %s", key, reason)
             raise Reject(reason, requeue=False) from exc
         except (TransientError, SoftTimeLimitExceeded) as exc:
-            reason = describe_error(exc) if str(exc) else "took longer than its soft time limit"
+            # Celery raises SoftTimeLimitExceeded with a text of its own that only repeats the
+            # class name ("SoftTimeLimitExceeded()"): say what happened instead.
+            if isinstance(exc, SoftTimeLimitExceeded):
+                reason = "took longer than its soft time limit"
+            else:
+                reason = describe_error(exc)
             if job.attempts > self.max_retries:
                 reason = f"gave up after {job.attempts} attempts: {reason}"
                 record_failure(job, reason, dead_letter_queue)

@@ -3,7 +3,7 @@ from django.forms.models import BaseInlineFormSet
 
 from media_jobs import services
 from media_jobs.forms import ProductImageUploadForm
-from media_jobs.models import ProductImage
+from media_jobs.models import ProductImage, ProductVideo
 
 
 class ProductImageUploadFormSet(BaseInlineFormSet):
@@ -41,3 +41,25 @@ class ProductImageUploadInline(admin.StackedInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).none()
+
+
+@admin.register(ProductVideo)
+class ProductVideoAdmin(admin.ModelAdmin):
+    """Product videos, to look at and delete. Uploads go through the staff videos page
+    (/staff/images/videos/), which checks the file and asks for its poster and preview."""
+
+    list_display = ["__str__", "product", "duration", "width", "height", "size", "ready"]
+    list_select_related = ["product"]
+    search_fields = ["product__name"]
+    date_hierarchy = "uploaded_at"
+    readonly_fields = [field.name for field in ProductVideo._meta.fields]
+
+    @admin.display(boolean=True)
+    def ready(self, obj):
+        return obj.ready
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

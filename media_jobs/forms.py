@@ -46,3 +46,31 @@ class ProductImageUploadForm(forms.ModelForm):
 
     def clean_original(self):
         return validate_picture(self.cleaned_data["original"])
+
+
+# The browser's file picker offers videos only; the server checks the content regardless.
+VIDEO_ACCEPT = "video/mp4,video/quicktime,video/webm,video/x-matroska,.mp4,.m4v,.mov,.webm,.mkv"
+
+
+def validate_video(uploaded_file):
+    """Raise a ValidationError, in words for staff, if `uploaded_file` cannot be a product video.
+
+    Its size, its first bytes and its header (ffprobe) are checked here, before anything is
+    stored or any job asked for; a file damaged further in is only found out by the worker.
+    """
+    try:
+        services.check_video_upload(uploaded_file)
+    except services.VIDEO_REFUSALS as exc:
+        raise ValidationError(f"{capfirst(str(exc))}.", code="rejected") from exc
+    return uploaded_file
+
+
+class VideoUploadForm(forms.Form):
+    video = forms.FileField(
+        label="New video",
+        widget=forms.FileInput(attrs={"accept": VIDEO_ACCEPT}),
+        error_messages={"required": "Choose a video to upload."},
+    )
+
+    def clean_video(self):
+        return validate_video(self.cleaned_data["video"])

@@ -13,3 +13,7 @@ REGENERATE_RENDITIONS = JobKind(
 def regeneration_key(image_id, batch):
     """A picture can be regenerated again in every batch, but only once per batch."""
     return REGENERATE_RENDITIONS.key(f"{image_id}:{batch}")
+
+
+# A fresh video upload: its poster frame and preview, made with ffmpeg.
+POSTER_AND_PREVIEW = JobKind("video", "Poster and preview", doing="making", done="ready")

@@ -57,3 +57,45 @@ class Rendition(models.Model):
 
     def __str__(self):
         return f"{self.width}w {self.format} of picture {self.image_id}"
+
+
+class ProductVideo(models.Model):
+    """A short video uploaded for a product, with the poster frame and preview made of it.
+
+    The shop shows a product's newest video whose poster and preview are ready, never the
+    original: what a browser receives was decoded and re-encoded by us (media_jobs/video.py).
+    What the probe at upload found is kept with it; the poster and preview fields stay empty
+    until the media worker has made them (media_jobs/video_previews.py), each saved as soon as
+    it is made, so a job run again makes only what is missing.
+    """
+
+    product = models.ForeignKey("shop.Product", related_name="videos", on_delete=models.CASCADE)
+    # videos/originals/<sha256>.<container>, never the uploader's file name (see services.py).
+    original = models.FileField(upload_to="videos/originals/", max_length=200)
+    container = models.CharField(max_length=10, help_text="mp4, mov, webm or mkv")
+    codec = models.CharField(max_length=30, help_text="As ffprobe names it: h264, hevc, vp9, ...")
+    width = models.PositiveIntegerField(help_text="As shown, rotation applied")
+    height = models.PositiveIntegerField()
+    duration = models.FloatField(help_text="In seconds")
+    size = models.PositiveBigIntegerField(help_text="In bytes")
+    uploaded_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    poster = models.FileField(upload_to="videos/", max_length=200, blank=True)
+    poster_width = models.PositiveIntegerField(null=True, blank=True)
+    poster_height = models.PositiveIntegerField(null=True, blank=True)
+    preview = models.FileField(upload_to="videos/", max_length=200, blank=True)
+    preview_width = models.PositiveIntegerField(null=True, blank=True)
+    preview_height = models.PositiveIntegerField(null=True, blank=True)
+    preview_duration = models.FloatField(null=True, blank=True, help_text="In seconds")
+    preview_size = models.PositiveIntegerField(null=True, blank=True, help_text="In bytes")
+
+    class Meta:
+        ordering = ["-uploaded_at", "-pk"]
+        get_latest_by = ["uploaded_at", "pk"]
+
+    def __str__(self):
+        return f"Video {self.pk} of {self.product}"
+
+    @property
+    def ready(self):
+        return bool(self.poster and self.preview)

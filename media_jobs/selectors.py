@@ -11,7 +11,7 @@ from django.db.models import Exists, OuterRef, Subquery
 
 from jobs.models import Job
 from jobs.outbox import subject_label
-from media_jobs.models import ProductImage, Rendition
+from media_jobs.models import ProductImage, ProductVideo, Rendition
 from shop.models import Product
 
 
@@ -154,3 +154,60 @@ def newest_image(ready=False):
     if ready:
         images = images.filter(Exists(Rendition.objects.filter(image=OuterRef("pk"))))
     return Subquery(images.order_by("-uploaded_at", "-pk").values("pk")[:1])
+
+
+# --- videos ---------------------------------------------------------------------------------------
+
+
+def video_for(product):
+    """The ProductVideo the shop shows for `product`: its newest with poster and preview ready."""
+    return ready_videos().filter(product=product).first()
+
+
+def ready_videos():
+    return ProductVideo.objects.exclude(poster="").exclude(preview="")
+
+
+@dataclass
+class ProductVideoRow:
+    """One product on the staff videos page."""
+
+    product: Product
+    shown: ProductVideo | None  # what the shop shows
+    newest: ProductVideo | None  # the latest upload, shown or not
+    job: Job | None  # the latest job of the latest upload: its state in words
+
+    @property
+    def waiting(self):
+        return self.job is not None and not self.job.is_final
+
+
+def video_rows(products):
+    """A ProductVideoRow for each of `products`, in a fixed handful of queries."""
+    products = list(products)
+    ids = {
+        pk: (newest_id, shown_id)
+        for pk, newest_id, shown_id in Product.objects.filter(pk__in=[p.pk for p in products])
+        .annotate(newest_id=newest_video(), shown_id=newest_video(ready=True))
+        .values_list("pk", "newest_id", "shown_id")
+    }
+    videos = ProductVideo.objects.in_bulk([i for pair in ids.values() for i in pair if i])
+    latest_job = {}
+    subjects = [subject_label(v) for v in videos.values()]
+    for job in Job.objects.filter(subject__in=subjects).order_by("created_at", "pk"):
+        latest_job[job.subject] = job  # ascending: the last one seen is the latest
+    rows = []
+    for product in products:
+        newest_id, shown_id = ids.get(product.pk, (None, None))
+        newest = videos.get(newest_id)
+        job = latest_job.get(subject_label(newest)) if newest else None
+        rows.append(ProductVideoRow(product, videos.get(shown_id), newest, job))
+    return rows
+
+
+def newest_video(ready=False):
+    """Subquery: the id of a product's newest video (`ready`: of those with poster and preview)."""
+    videos = ready_videos() if ready else ProductVideo.objects.all()
+    return Subquery(
+        videos.filter(product=OuterRef("pk")).order_by("-uploaded_at", "-pk").values("pk")[:1]
+    )

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from media_jobs import selectors, services
-from media_jobs.forms import PictureUploadForm
+from media_jobs.forms import PictureUploadForm, VideoUploadForm
 from shop.models import Product
 
 PER_PAGE = 25
@@ -81,7 +81,63 @@ def form_id(product):
     return f"id_picture{product.pk}_%s"
 
 
-def page_url(request):
+def page_url(request, view="media_jobs:pictures"):
     page = request.GET.get("page", "")
-    url = reverse("media_jobs:pictures")
+    url = reverse(view)
     return f"{url}?page={page}" if page.isdigit() else url
+
+
+# --- videos ---------------------------------------------------------------------------------------
+
+
+@staff_member_required
+@never_cache
+@require_safe
+def videos(request):
+    return render_videos(request)
+
+
+@staff_member_required
+@never_cache
+@require_POST
+def upload_video(request, product_id):
+    product = get_object_or_404(Product, pk=product_id)
+    form = VideoUploadForm(request.POST, request.FILES, auto_id=video_form_id(product))
+    if form.is_valid():
+        try:
+            services.attach_video(product, form.cleaned_data["video"])
+        except services.VIDEO_REFUSALS as exc:
+            form.add_error("video", f"{exc}.")
+    if not form.is_valid():
+        return render_videos(request, invalid_form=(product.pk, form))
+    messages.success(
+        request, f"{product.name}: video uploaded; its poster and preview are being made."
+    )
+    return redirect(page_url(request, "media_jobs:videos"))
+
+
+def render_videos(request, invalid_form=None):
+    page = Paginator(Product.objects.order_by("name", "pk"), PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    rows = []  # (selectors.ProductVideoRow, its upload form)
+    for row in selectors.video_rows(page):
+        form = VideoUploadForm(auto_id=video_form_id(row.product))
+        if invalid_form and invalid_form[0] == row.product.pk:
+            form = invalid_form[1]
+        rows.append((row, form))
+    context = {
+        "page": page,
+        "rows": rows,
+        "max_seconds": settings.VIDEO_MAX_SECONDS,
+        "max_megabytes": settings.VIDEO_MAX_UPLOAD_BYTES // (1024 * 1024),
+        "preview_width": settings.VIDEO_PREVIEW_WIDTH,
+        "preview_seconds": settings.VIDEO_PREVIEW_SECONDS,
+        # Reload while a job is on its way, but never over a form error staff must read.
+        "refresh": invalid_form is None and any(row.waiting for row, _ in rows),
+    }
+    return render(request, "media_jobs/videos.html", context)
+
+
+def video_form_id(product):
+    return f"id_video{product.pk}_%s"
