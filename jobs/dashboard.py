@@ -22,17 +22,28 @@ class QueueRow:
     consumers: int | None
     dead: int | None
     oldest_wait_seconds: float | None
+    kind: str = "jobs"  # or "events": read by an event consumer, not by a Celery worker
+
+
+def watched_queues():
+    """[(queue, kind)]: the work queues, and the event queues between shop and warehouse.
+
+    An event queue whose consumer is down (the warehouse, `manage.py consume_shop_events`)
+    shows here as 0 consumers and a growing depth.
+    """
+    events = [q.name for q in queues.EVENT_QUEUES if not q.name.endswith(".dead")]
+    return [(name, "jobs") for name in queues.WORK_QUEUE_NAMES] + [(n, "events") for n in events]
 
 
 def queue_rows():
-    """Depth and consumers of every work queue and its dead letters (passive declares)."""
+    """Depth and consumers of every watched queue and its dead letters (passive declares)."""
     oldest = oldest_waiting_by_queue()
     rows = []
     try:
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             channel = conn.default_channel
-            for name in queues.WORK_QUEUE_NAMES:
+            for name, kind in watched_queues():
                 work = channel.queue_declare(name, passive=True)
                 dead = channel.queue_declare(queues.dead_letter_queue_name(name), passive=True)
                 rows.append(
@@ -42,11 +53,13 @@ def queue_rows():
                         work.consumer_count,
                         dead.message_count,
                         oldest.get(name),
+                        kind,
                     )
                 )
     except Exception:
         return [
-            QueueRow(name, None, None, None, oldest.get(name)) for name in queues.WORK_QUEUE_NAMES
+            QueueRow(name, None, None, None, oldest.get(name), kind)
+            for name, kind in watched_queues()
         ]
     return rows
 

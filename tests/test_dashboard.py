@@ -32,14 +32,19 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
     TaskResult.objects.create(task_id="old", status="SUCCESS")
     TaskResult.objects.filter(task_id="old").update(date_done=timezone.now() - timedelta(hours=2))
 
-    [emails] = [row for row in dashboard.queue_rows() if row.name == "emails"]
-    assert (emails.ready, emails.consumers, emails.dead) == (3, 0, 0)
+    rows = {row.name: row for row in dashboard.queue_rows()}
+    assert (rows["emails"].ready, rows["emails"].consumers, rows["emails"].dead) == (3, 0, 0)
+    # The warehouse is not running in this test: its queue shows no consumer.
+    warehouse = rows["warehouse.order-placed"]
+    assert (warehouse.kind, warehouse.consumers) == ("events", 0)
+    assert rows["shop.shipment-dispatched"].kind == "events"
     buckets = dashboard.throughput()
     assert sum(b["succeeded"] for b in buckets) == 1 and sum(b["failed"] for b in buckets) == 1
 
     worker = start_worker(queues=("maintenance",), concurrency=1)
     page = staff_client.get(reverse("jobs:dashboard")).content.decode()
     assert worker.nodename in page
+    assert "warehouse.order-placed" in page
     assert 'http-equiv="refresh"' in page
     assert "1 failed" in page and "<svg" in page
 
