@@ -71,6 +71,11 @@ def route(queue, priority=PRIORITY_NORMAL):
 TASK_ROUTES = {
     "notifications.send_order_confirmation": route(EMAILS, PRIORITY_URGENT),
     "notifications.send_shipping_notification": route(EMAILS, PRIORITY_HIGH),
+    # Someone just subscribed and waits for the link; the newsletter itself can wait. Its
+    # planner (seconds, once per newsletter) goes before the chunks it publishes.
+    "notifications.send_newsletter_confirmation": route(EMAILS, PRIORITY_URGENT),
+    "notifications.plan_newsletter": route(EMAILS, PRIORITY_NORMAL),
+    "notifications.send_newsletter_chunk": route(EMAILS, PRIORITY_BULK),
     # A fresh upload is waited for by the staff member who made it; a bulk regeneration is not.
     "media_jobs.make_renditions": route(MEDIA, PRIORITY_HIGH),
     "media_jobs.regenerate_renditions": route(MEDIA, PRIORITY_BULK),
@@ -90,6 +95,7 @@ TASK_ROUTES = {
     # A parcel waits on it, a supplier feed does not: the warehouse hears of an order first.
     "shop.publish_order_placed": route(INTEGRATIONS, PRIORITY_HIGH),
 }
+
 # Events exchanged with the warehouse service (contracts/): a topic exchange, `events`, and a
 # durable queue per subscriber with its parking queue `<name>.dead`. Both sides declare these
 # queues with the same arguments, so they are defined once, in contracts/topology.py; this is

@@ -376,6 +376,20 @@ SALES_REPORT_SOFT_TIME_LIMIT = env_int("SALES_REPORT_SOFT_TIME_LIMIT", 30 * 60)
 SALES_REPORT_TIME_LIMIT = env_int("SALES_REPORT_TIME_LIMIT", 32 * 60)
 # Retries of a failed attempt (storage unavailable, out of time) before the report fails.
 SALES_REPORT_MAX_RETRIES = env_int("SALES_REPORT_MAX_RETRIES", 2)
+
+# --- Newsletters --------------------------------------------------------------------------------
+# A newsletter is sent in chunks of this many recipients, each chunk one short job on the
+# emails queue at bulk priority: an order confirmation waits for at most the chunk running.
+NEWSLETTER_CHUNK_SIZE = env_int("NEWSLETTER_CHUNK_SIZE", 100)
+# Per emails worker, not in total: Celery's rate_limit spaces out chunk starts per worker
+# instance (notifications/newsletters.py: chunk_rate_limit). 0 means no limit.
+NEWSLETTER_EMAILS_PER_SECOND = env_float("NEWSLETTER_EMAILS_PER_SECOND", 50)
+# How long the link in a subscription confirmation email works.
+NEWSLETTER_CONFIRM_MAX_AGE_SECONDS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_SECONDS", 3 * 24 * 3600)
+# Asking again to subscribe sends another confirmation at most this often: the form must not
+# become a way to flood someone's mailbox.
+NEWSLETTER_CONFIRM_RESEND_SECONDS = env_int("NEWSLETTER_CONFIRM_RESEND_SECONDS", 5 * 60)
+
 # --- Supplier price feeds -----------------------------------------------------------------------
 # suppliers/: suppliers' product pages read by a job on the `integrations` queue, every
 # SUPPLIER_FETCH_INTERVAL_SECONDS (CELERY_BEAT_SCHEDULE) and when staff press "fetch now".

@@ -9,6 +9,8 @@ urlpatterns = [
     path("outbox/", include("notifications.urls")),
     path("staff/reports/", include("shop.report_urls")),
     path("staff/images/", include("media_jobs.urls")),
+    path("newsletter/", include("notifications.subscription_urls")),
+    path("staff/newsletters/", include("notifications.staff_urls")),
     path("staff/suppliers/", include("suppliers.urls")),
     path("", include("shop.urls")),
 ]

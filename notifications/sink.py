@@ -5,6 +5,8 @@ for real. The misbehaviour comes from *knobs* in a small JSON file, read again f
 message, so they can be turned while the sink runs (`update_controls`, or any editor):
 
     latency      seconds to wait before answering DATA
+    reply_delay  seconds to wait after storing a message before answering 250: a sender that
+                 dies meanwhile cannot know that the message arrived (an email "in doubt")
     fail_rate    share of messages answered "451, try again later" at DATA (0..1)
     fail_next    the next N messages get that 451; counted down in the file
     reject_next  the next N messages have their recipients refused with 550; counted down
@@ -25,7 +27,13 @@ from aiosmtpd.smtp import SMTP
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTROLS = {"latency": 0.0, "fail_rate": 0.0, "fail_next": 0, "reject_next": 0}
+DEFAULT_CONTROLS = {
+    "latency": 0.0,
+    "reply_delay": 0.0,
+    "fail_rate": 0.0,
+    "fail_next": 0,
+    "reject_next": 0,
+}
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, try again later"
 MAILBOX_UNAVAILABLE = "550 5.1.1 Mailbox unavailable"
@@ -105,6 +113,8 @@ class SinkHandler:
             return TEMPORARY_FAILURE
         key = self.maildir.add(self._with_trace_headers(session, envelope))
         log.info("stored %s for %s", key, ", ".join(envelope.rcpt_tos))
+        if controls["reply_delay"]:
+            await asyncio.sleep(controls["reply_delay"])
         return "250 2.0.0 OK: stored"
 
     def _take(self, counter):

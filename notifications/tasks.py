@@ -1,10 +1,20 @@
 """Email tasks: thin wrappers that give a plain function the job runner's guarantees."""
 
-from celery import shared_task
+import logging
+
+from celery import group, shared_task
+from django.conf import settings
 
 from jobs.runner import JobTask
-from notifications import emails
-from notifications.jobs import ORDER_CONFIRMATION, SHIPPING_NOTICE
+from notifications import emails, newsletters
+from notifications.jobs import (
+    NEWSLETTER_CONFIRMATION,
+    NEWSLETTER_SEND,
+    ORDER_CONFIRMATION,
+    SHIPPING_NOTICE,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -31,3 +41,76 @@ def send_shipping_notification(self, order_id):
     """Tell the customer their order is on its way, once."""
     key = SHIPPING_NOTICE.key(order_id)
     return self.run_once(key, lambda: emails.send_shipping_notification(order_id, key))
+
+
+# --- Newsletters (notifications/newsletters.py) -------------------------------------------------
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="notifications.send_newsletter_confirmation",
+    soft_time_limit=20,
+    time_limit=30,
+)
+def send_newsletter_confirmation(self, subscriber_id, request_number):
+    """Email a new subscriber their confirmation link (each request of theirs is one job)."""
+    key = NEWSLETTER_CONFIRMATION.key(f"{subscriber_id}:{request_number}")
+    return self.run_once(key, lambda: newsletters.send_confirmation(subscriber_id, key))
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="notifications.plan_newsletter",
+    soft_time_limit=120,
+    time_limit=150,
+)
+def plan_newsletter(self, newsletter_id):
+    """Write a newsletter's delivery rows and chunk jobs, once; then publish the chunks."""
+    key = NEWSLETTER_SEND.key(newsletter_id)
+    outcome = self.run_once(key, lambda: newsletters.plan_newsletter(newsletter_id))
+    # Also when this copy found the plan done: whatever the broker has not confirmed yet
+    # goes now (a planner killed between its commit and here left it in the outbox).
+    publish_chunks(newsletter_id)
+    return outcome
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name=newsletters.CHUNK_TASK,
+    # Chunks are short (NEWSLETTER_CHUNK_SIZE emails): a worker is never held long by one, and
+    # an order confirmation waits for at most the chunk that is running.
+    soft_time_limit=60,
+    time_limit=75,
+    # Chunks per minute per worker, from NEWSLETTER_EMAILS_PER_SECOND: see chunk_rate_limit
+    # for what Celery's rate_limit does and does not limit.
+    rate_limit=newsletters.chunk_rate_limit(
+        settings.NEWSLETTER_EMAILS_PER_SECOND, settings.NEWSLETTER_CHUNK_SIZE
+    ),
+)
+def send_newsletter_chunk(self, newsletter_id, chunk):
+    """Send one chunk of a newsletter: each recipient at most once, however often it runs."""
+    key = newsletters.chunk_key(newsletter_id, chunk)
+    return self.run_once(key, lambda: newsletters.send_chunk(newsletter_id, chunk))
+
+
+def publish_chunks(newsletter_id):
+    """Publish the newsletter's chunk jobs still in the outbox, as one Celery group.
+
+    Each message carries its job's task id, so a chunk published twice (here and by the
+    outbox sweeper) is recognisably the same job and runs once. Returns how many went out.
+    """
+    jobs = newsletters.unpublished_chunk_jobs(newsletter_id)
+    if not jobs:
+        return 0
+    chunks = group(send_newsletter_chunk.si(*job.args).set(task_id=job.task_id) for job in jobs)
+    try:
+        chunks.apply_async()  # route and priority from config/queues.py, like every task
+    except Exception as exc:  # the outbox keeps them: the sweeper publishes them later
+        logger.warning("newsletter %s: chunks stay in the outbox: %r", newsletter_id, exc)
+        newsletters.chunk_jobs_not_published(jobs, f"{type(exc).__name__}: {exc}")
+        return 0
+    newsletters.chunk_jobs_published(jobs)
+    return len(jobs)

@@ -6,7 +6,10 @@ from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
 
-from notifications.outbox import get_message, list_messages
+from notifications.outbox import get_message, list_messages, message_keys
+
+# The newest messages only: a demo newsletter alone puts 10,000 in the outbox.
+OUTBOX_PAGE_SIZE = 200
 
 
 def debug_only(view):
@@ -23,7 +26,11 @@ def debug_only(view):
 @debug_only
 def outbox(request):
     # Not "messages": base.html uses that name for django.contrib.messages.
-    context = {"mails": list_messages(settings.SMTP_SINK_DIR), "maildir": settings.SMTP_SINK_DIR}
+    context = {
+        "mails": list_messages(settings.SMTP_SINK_DIR, limit=OUTBOX_PAGE_SIZE),
+        "total": len(message_keys(settings.SMTP_SINK_DIR)),
+        "maildir": settings.SMTP_SINK_DIR,
+    }
     return render(request, "notifications/outbox.html", context)
 
 

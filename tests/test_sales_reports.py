@@ -430,7 +430,9 @@ def test_seed_demo_makes_an_order_history_without_emails(settings, mug, lamp):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     out = io.StringIO()
 
-    call_command("seed_demo", "--products", "0", "--orders", "600", stdout=out)
+    call_command(
+        "seed_demo", "--products", "0", "--subscribers", "0", "--orders", "600", stdout=out
+    )
 
     assert "600 orders of history added" in out.getvalue()
     assert Order.objects.count() == 600
@@ -444,7 +446,16 @@ def test_seed_demo_makes_an_order_history_without_emails(settings, mug, lamp):
     assert Order.objects.filter(status=Order.Status.SHIPPED).count() > 500
     assert len(set(Order.objects.values_list("customer_name", flat=True))) > 100
 
-    call_command("seed_demo", "--products", "0", "--orders", "600", stdout=io.StringIO())
+    call_command(
+        "seed_demo",
+        "--products",
+        "0",
+        "--subscribers",
+        "0",
+        "--orders",
+        "600",
+        stdout=io.StringIO(),
+    )
     assert Order.objects.count() == 600, "--orders tops the history up, it does not add again"
     with pytest.raises(CommandError):
         call_command("seed_demo", "--products", "0", "--orders", "-1", stdout=io.StringIO())

@@ -20,12 +20,16 @@ from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont
 
 from media_jobs.services import attach_image
+from notifications.demo import seed_subscribers
 from shop.models import Order, OrderLine, Product
 from suppliers.demo import seed_demo_supplier
 
 IMAGE_SIZE = 800
 MAX_PRODUCTS = 500
 STAFF_USERNAME = "staff"
+# Enough newsletter readers for the fan-out to take a while (notifications/demo.py).
+DEMO_SUBSCRIBERS = 10_000
+MAX_SUBSCRIBERS = 1_000_000
 
 # name, description, price
 CATALOG = [
@@ -57,7 +61,10 @@ CATALOG = [
 
 
 class Command(BaseCommand):
-    help = "Create demo products with pictures and a staff user (DEBUG only, idempotent)."
+    help = (
+        "Create demo products with pictures, a staff user and newsletter subscribers "
+        "(DEBUG only, idempotent)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -73,6 +80,13 @@ class Command(BaseCommand):
             help=f"top the order history up to this many orders, placed over the past "
             f"{HISTORY_DAYS} days (bulk inserts: 100,000 take seconds; no emails are sent)",
         )
+        parser.add_argument(
+            "--subscribers",
+            type=int,
+            default=DEMO_SUBSCRIBERS,
+            help=f"confirmed newsletter subscribers to have (default {DEMO_SUBSCRIBERS:,}; "
+            "bulk inserts, no emails are sent)",
+        )
 
     def handle(self, *args, products, **options):
         if not settings.DEBUG:
@@ -83,6 +97,8 @@ class Command(BaseCommand):
             raise CommandError(f"--products must be between 0 and {MAX_PRODUCTS}")
         if not 0 <= options["orders"] <= MAX_ORDERS:
             raise CommandError(f"--orders must be between 0 and {MAX_ORDERS}")
+        if not 0 <= options["subscribers"] <= MAX_SUBSCRIBERS:
+            raise CommandError(f"--subscribers must be between 0 and {MAX_SUBSCRIBERS}")
 
         with transaction.atomic():
             created = 0
@@ -97,6 +113,18 @@ class Command(BaseCommand):
         self.stdout.write(f"Staff login: {STAFF_USERNAME} / {password}")
         if options["orders"]:
             self.seed_orders(options["orders"])
+        if options["subscribers"]:
+            self.seed_subscribers(options["subscribers"])
+
+    def seed_subscribers(self, wanted):
+        started = time.monotonic()
+        added = seed_subscribers(wanted)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{wanted:,} demo newsletter subscribers ready ({added:,} new) "
+                f"in {time.monotonic() - started:.1f} s."
+            )
+        )
 
     def seed_product(self, index):
         name, description, price = CATALOG[index % len(CATALOG)]
