@@ -7,7 +7,16 @@ dead-lettered for a person to look at.
 
 
 class TransientError(Exception):
-    """Worth trying again later: a refused connection, a timeout, an SMTP 4xx answer."""
+    """Worth trying again later: a refused connection, a timeout, an SMTP 4xx answer.
+
+    `retry_after` (seconds) is the earliest the other side will take us back, when it said so
+    (an HTTP 429 or 503 with Retry-After): the next attempt waits at least that long, instead
+    of spending attempts on backoff delays shorter than the wait it was asked for.
+    """
+
+    def __init__(self, *args, retry_after=None):
+        super().__init__(*args)
+        self.retry_after = retry_after
 
 
 class PermanentError(Exception):

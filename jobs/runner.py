@@ -238,7 +238,7 @@ class JobTask(Task):
                 record_failure(job, reason, dead_letter_queue)
                 logger.error("job %s %s", key, reason)
                 raise Reject(reason, requeue=False) from exc
-            delay = backoff_seconds(job.attempts - 1)
+            delay = max(backoff_seconds(job.attempts - 1), getattr(exc, "retry_after", 0) or 0)
             record_retry(job, reason, delay)
             logger.warning("job %s attempt failed (%s); retrying in %.1fs", key, reason, delay)
             raise self.come_back_in(delay, exc) from exc

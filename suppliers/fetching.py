@@ -157,7 +157,7 @@ class SupplierClient:
             wait = retry_after if retry_after is not None else self.interval * 10
             until = throttle.hold_off(self.host, wait)
             until = timezone.localtime(until)
-            raise TransientError(f"{what}; asked to wait until {until:%H:%M:%S}")
+            raise TransientError(f"{what}; asked to wait until {until:%H:%M:%S}", retry_after=wait)
         if status >= 500:
             raise TransientError(what)
         if 300 <= status < 400:

@@ -130,3 +130,31 @@ def test_after_a_failed_publish_the_process_leaves_the_broker_alone_for_a_while(
     monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)  # the pause is over
     assert outbox.publish(second.pk) is False
     assert len(calls) == 2
+
+
+class ComeBack(Exception):
+    """Stands in for Celery's Retry: what JobTask.come_back_in would raise."""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("retry_after", "low", "high"), [(None, 1, 2), (120, 120, 120)])
+def test_a_transient_fault_comes_back_no_sooner_than_the_other_side_asked(
+    settings, monkeypatch, retry_after, low, high
+):
+    settings.JOB_RETRY_BACKOFF_SECONDS = 2  # the first retry: 1 to 2 s
+    make_job()
+    job = claim().job
+    delays = []
+
+    def come_back_in(seconds, exc=None):
+        delays.append(seconds)
+        return ComeBack()
+
+    monkeypatch.setattr(send_order_confirmation, "come_back_in", come_back_in)
+
+    def work():
+        raise runner.TransientError("HTTP 429 Too Many Requests", retry_after=retry_after)
+
+    with pytest.raises(ComeBack):
+        send_order_confirmation._attempt(job, work, "emails.dead")
+    assert low <= delays[0] <= high
