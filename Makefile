@@ -30,6 +30,7 @@ test: bootstrap ## set everything up, then run the whole test suite (SQLite, the
 	ruff check .
 	ruff format --check .
 	@scripts/ensure-compose-cli.sh
+	@scripts/ensure-chromium.sh
 	env -u DATABASE_URL $(PY) -m pytest
 	@# The PostgreSQL run leaves out the two longest tests (PG_DESELECT), a one-minute mail
 	@# server outage and a RabbitMQ restart, whose database side the shorter outage tests run
