@@ -31,10 +31,11 @@ from bench.harness import (
     interleaved,
     percentile,
     purge,
+    running,
     say,
     start_sink,
     start_worker,
-    stop_all,
+    wait_ready,
 )
 
 NAME = "checkout latency"
@@ -104,16 +105,15 @@ class ShopClient:
 def run(env):
     product = bench_product()
     purge(env, "emails")
-    processes = []
-    try:
+    with running():
         sink = start_sink(env, "checkout-sink", latency=SINK_LATENCY)
-        processes.append(sink)
-        processes.append(start_worker(env, "checkout-worker", EMAIL_PORT=sink.port))
-        clients = {}
-        for name, settings_module in SETTINGS.items():
-            server = Gunicorn(env, f"web-{name}", settings_module, EMAIL_PORT=sink.port)
-            processes.append(server.start())
-            clients[name] = ShopClient(server.url, product)
+        worker = start_worker(env, "checkout-worker", EMAIL_PORT=sink.port, wait=False)
+        servers = {
+            name: Gunicorn(env, f"web-{name}", module, EMAIL_PORT=sink.port).start(wait=False)
+            for name, module in SETTINGS.items()
+        }
+        wait_ready(worker, *servers.values())
+        clients = {name: ShopClient(server.url, product) for name, server in servers.items()}
         say(f"{NAME}: {ORDERS} orders on each of {', '.join(SETTINGS)}, alternating")
         for i, name in enumerate(interleaved(SETTINGS, WARM_UP)):
             clients[name].place_order(-1 - i)
@@ -121,8 +121,6 @@ def run(env):
         for i, name in enumerate(interleaved(SETTINGS, ORDERS, seed=1)):
             timings[name].append(clients[name].place_order(i) * 1000)
         jobs = job_states()
-    finally:
-        stop_all(processes)
     return report(timings, jobs)
 
 

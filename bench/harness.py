@@ -22,6 +22,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -86,10 +87,14 @@ def set_up():
         SECURE_SSL_REDIRECT="false",
         LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
     )
-    for command in (["migrate"], ["collectstatic"]):  # with DEBUG off, as a deployment does
-        subprocess.run(
-            [sys.executable, "manage.py", *command, "--noinput", "-v", "0"], cwd=ROOT, check=True
-        )
+    # With DEBUG off, as a deployment does; side by side, they touch different things.
+    commands = [
+        subprocess.Popen([sys.executable, "manage.py", command, "--noinput", "-v", "0"], cwd=ROOT)
+        for command in ("migrate", "collectstatic")
+    ]
+    for command in commands:
+        if command.wait() != 0:
+            raise subprocess.CalledProcessError(command.returncode, command.args)
     import django
 
     django.setup()
@@ -158,6 +163,17 @@ def stop_everything():
 atexit.register(stop_everything)
 
 
+@contextmanager
+def running():
+    """Every process started inside the block is stopped when the block ends, however it ends."""
+    first = len(STARTED)
+    try:
+        yield
+    finally:
+        stop_all(STARTED[first:])
+        del STARTED[first:]
+
+
 # Alternatives to our worker configuration, measured beside it (config/ is not changed by a
 # benchmark): settings overridden through bench/settings_variant.py.
 WORKER_VARIANTS = {
@@ -177,10 +193,20 @@ def variant_env(overrides):
     }
 
 
-def start_worker(env, name, *, app_module="config", queues=("emails",), concurrency=2, **extra):
+def worker_sides():
+    """Our worker and each alternative of WORKER_VARIANTS: {label: start_worker options}."""
+    return {"ours": {}, **{label: variant_env(o) for label, o in WORKER_VARIANTS.items()}}
+
+
+def start_worker(
+    env, name, *, app_module="config", queues=("emails",), concurrency=2, args=(), wait=True,
+    **extra,
+):  # fmt: skip
     """A real `celery -A <app_module> worker`, like the tests' but for any app module.
 
-    `extra` goes into the worker's environment (e.g. a variant's settings).
+    `args` are more command-line options (e.g. the Procfile's); `extra` goes into the worker's
+    environment (e.g. a variant's settings). With wait=False it is only spawned: wait_ready()
+    it, with others started beside it (on 2 cores, starting them side by side is faster).
     """
     from config.celery import app
 
@@ -188,9 +214,31 @@ def start_worker(env, name, *, app_module="config", queues=("emails",), concurre
         app, queues, env=env.service_env(**extra), log_path=env.log(name), concurrency=concurrency
     )
     worker.args[worker.args.index("config")] = app_module
+    worker.args += list(args)
     spawned(worker).start(wait=False)
-    retry_on_broker_drop(worker.wait_ready)
+    if wait:
+        wait_ready(worker)
     return worker
+
+
+def wait_ready(*processes):
+    """Wait until every one of `processes` (workers, gunicorns) answers."""
+    for process in processes:
+        retry_on_broker_drop(process.wait_ready)
+
+
+def start_email_workers(env, name, sides):
+    """An SMTP sink, and a worker per side ({label: start_worker options}) that sends to it.
+
+    Returns (sink, {label: worker}); stopped at the end of the `running()` block around it.
+    """
+    sink = start_sink(env, f"{name}-sink")
+    workers = {
+        label: start_worker(env, f"{name}-{n}", EMAIL_PORT=sink.port, wait=False, **options)
+        for n, (label, options) in enumerate(sides.items())
+    }
+    wait_ready(*workers.values())
+    return sink, workers
 
 
 def start_sink(env, name="smtp-sink", latency=0.0):
@@ -228,10 +276,14 @@ class Gunicorn(ServiceProcess):
             env.log(name),
         )
 
-    def start(self):
+    def start(self, wait=True):
         spawned(self)
         super().start()
+        if wait:
+            self.wait_ready()
+        return self
 
+    def wait_ready(self):
         def answers():
             self.assert_running()
             try:
@@ -241,7 +293,6 @@ class Gunicorn(ServiceProcess):
                 return False
 
         wait_for(answers, 60, interval=0.2, message=f"gunicorn on port {self.port}")
-        return self
 
 
 def stop_all(processes):
@@ -353,14 +404,40 @@ def bulk_publisher():
 
 
 def pause_consumers(app, workers, queue, env):
-    """Stop every one of `workers` consuming `queue`, and check nothing else consumes it."""
+    """Stop every one of `workers` consuming `queue`, and check nothing else consumes it.
+
+    The count is read again for a few seconds before giving up: once, on a busy machine, it
+    showed one consumer right after the cancels and stopped a whole benchmark (not seen again,
+    cause not found; a consumer still being cancelled is the likely one).
+    """
     for worker in workers:
         if worker.proc.poll() is None:
             consume(app, worker, queue, False)
-    with Connection(env.broker_url) as connection:
-        _, _, consumers = connection.default_channel.queue_declare(queue, passive=True)
-    if consumers:
-        raise RuntimeError(f"{consumers} consumer(s) not started by this benchmark on {queue}")
+
+    def consumers():
+        with Connection(env.broker_url) as connection:
+            _, _, count = connection.default_channel.queue_declare(queue, passive=True)
+        return count
+
+    try:
+        wait_for(lambda: consumers() == 0, timeout=5, interval=0.2, message="no consumers")
+    except AssertionError:
+        raise RuntimeError(
+            f"{consumers()} consumer(s) not started by this benchmark on {queue}"
+        ) from None
+
+
+def refill(env, queue, workers, publisher, task_name, args_list):
+    """Publish `task_name` once per args on an empty `queue` that none of `workers` consumes.
+
+    Returns the publish's seconds. Checked again before every run: a worker that reconnected
+    after a broker restart consumes its queues again.
+    """
+    from config.celery import app
+
+    pause_consumers(app, workers, queue, env)
+    purge(env, queue)
+    return publish(publisher, task_name, args_list)
 
 
 def purge(env, *queue_names):
@@ -409,6 +486,27 @@ def make_orders(count):
     return [o.pk for o in orders]
 
 
+def wait_for_jobs(keys, timeout=600):
+    """Wait until every job of `keys` has finished; returns [Job]. A failed one is an error."""
+    from jobs.models import Job
+
+    def finished():
+        jobs = list(Job.objects.filter(key__in=keys, state__in=Job.FINAL_STATES))
+        return jobs if len(jobs) == len(keys) else None
+
+    # Polled gently: the figures come from the jobs' own finished_at, not from noticing it.
+    jobs = wait_for(finished, timeout, interval=0.25, message=f"{len(keys)} jobs to finish")
+    failed = [job for job in jobs if job.state != Job.State.SUCCEEDED]
+    if failed:
+        raise RuntimeError(f"{len(failed)} job(s) failed, e.g. {failed[0].last_error!r}")
+    return jobs
+
+
+def seconds_until_last_finished(jobs, since):
+    """From `since` (epoch seconds) to the moment the last of `jobs` was marked done."""
+    return max(job.finished_at.timestamp() for job in jobs) - since
+
+
 # --- Alternation and statistics -----------------------------------------------------------------
 
 
@@ -434,6 +532,23 @@ def interleaved(names, count, seed=0):
         order = list(names)
         rng.shuffle(order)
         yield from order
+
+
+def rates(runs, what):
+    """{side: the median over its runs of `what` per second}, runs as alternate() returns them."""
+    return {side: median([r[what] / r["seconds"] for r in rs]) for side, rs in runs.items()}
+
+
+def peak_memory(benchmark, runs, baseline, peaks, ours_label, goal_mb):
+    """The line of peak memory per process: the baseline's own (bench/plain.py reports its
+    VmHWM; the highest of its runs) against the highest of the worker's pool processes."""
+    from bench.memory import MB
+
+    baseline_peak, peak = max(r["peak"] for r in runs[baseline]) / MB, peaks.peak / MB
+    return Result(
+        benchmark, "peak memory per process", "MB", baseline_peak, peak, baseline, ours_label,
+        goal=f"≤ {goal_mb} MB", met=peak <= goal_mb,
+    )  # fmt: skip
 
 
 def percentile(values, p):

@@ -33,16 +33,14 @@ from bench.harness import (
     consume,
     depth,
     make_orders,
-    pause_consumers,
     percentile,
-    publish,
     purge,
+    refill,
     retry_on_broker_drop,
+    running,
     say,
-    start_sink,
-    start_worker,
-    stop_all,
-    variant_env,
+    start_email_workers,
+    worker_sides,
 )
 from tests.processes import wait_for
 
@@ -70,23 +68,14 @@ def run(env):
     from config.queues import PRIORITY_BULK
 
     filler = bulk_publisher()
-    processes = []
-    try:
-        sink = start_sink(env, "priority-sink")
-        processes.append(sink)
-        workers = {"ours": start_worker(env, "priority-ours", EMAIL_PORT=sink.port)}
-        for label, overrides in WORKER_VARIANTS.items():
-            workers[label] = start_worker(
-                env, f"priority-{len(workers)}", EMAIL_PORT=sink.port, **variant_env(overrides)
-            )
-        processes += workers.values()
+    with running():
+        _sink, workers = start_email_workers(env, NAME, worker_sides())
 
         def one_round(worker, priority_options, backlog, seconds):
             def once():
-                pause_consumers(app, workers.values(), QUEUE, env)
-                purge(env, QUEUE)
                 order_ids = make_orders(CONFIRMATIONS)
-                publish(filler, "jobs.noop", [(f"newsletter-{i}", seconds) for i in range(backlog)])
+                newsletters = [(f"newsletter-{i}", seconds) for i in range(backlog)]
+                refill(env, QUEUE, workers.values(), filler, "jobs.noop", newsletters)
                 consume(app, worker, QUEUE, True)
                 published, confirmed = {}, {}
                 for pk in order_ids:
@@ -120,8 +109,6 @@ def run(env):
                 if name not in left_out:
                     sides[name] = lambda i, w=w, b=backlog, s=seconds: one_round(w, {}, b, s)
             by_scenario[scenario] = alternate(sides, ROUNDS)
-    finally:
-        stop_all(processes)
     return report(by_scenario)
 
 

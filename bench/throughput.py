@@ -31,14 +31,11 @@ from bench.harness import (
     drain,
     make_orders,
     median,
-    pause_consumers,
-    publish,
-    purge,
+    refill,
     retry_on_broker_drop,
+    running,
     say,
-    start_sink,
-    start_worker,
-    stop_all,
+    start_email_workers,
     variant_env,
 )
 
@@ -81,25 +78,19 @@ def run(env):
     from config.celery import app
 
     all_setups = setups()
-    processes = []
-    try:
-        sink = start_sink(env, "throughput-sink")
-        processes.append(sink)
+    with running():
+        sink, workers = start_email_workers(
+            env, NAME, {name: setup.worker_options for name, setup in all_setups.items()}
+        )
         for name, setup in all_setups.items():
-            setup.worker = start_worker(
-                env, f"throughput-{name}", EMAIL_PORT=sink.port, **setup.worker_options
-            )
-            processes.append(setup.worker)
+            setup.worker = workers[name]
 
         def measure(setup, task_name, args_list):
             """One run: fill the queue, then drain it; returns the rates."""
 
             def once():
-                # Again before every run: a worker that reconnected consumes its queues again.
                 same_queue = [s.worker for s in all_setups.values() if s.queue == setup.queue]
-                pause_consumers(app, same_queue, setup.queue, env)
-                purge(env, setup.queue)
-                published = publish(setup.app, task_name, args_list)
+                published = refill(env, setup.queue, same_queue, setup.app, task_name, args_list)
                 drained = drain(app, setup.worker, setup.queue, len(args_list))
                 return {"publish": len(args_list) / published, "worker": len(args_list) / drained}
 
@@ -133,8 +124,6 @@ def run(env):
             EMAIL_ROUNDS,
         )
         mail_count = len(sink.messages())
-    finally:
-        stop_all(processes)
     return report(all_setups, noops, emails, mail_count)
 
 
