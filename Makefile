@@ -4,12 +4,9 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.requirements-installed
 DEMO_ENV := var/demo.env
-# `make test` runs the suite a second time on this PostgreSQL when it answers (pytest-django
-# creates and drops its own test_ database there); scripts/ensure-postgres.sh says why not.
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
-PG_DESELECT := \
-	--deselect tests/test_worker_lifecycle.py::test_emails_wait_out_a_mail_server_outage_and_arrive_once \
-	--deselect tests/test_broker_outage.py::test_rabbitmq_restarted_during_checkouts_loses_and_doubles_nothing
+# `make test` runs the suite on SQLite and, side by side, on this PostgreSQL when it answers
+# (pytest-django creates and drops its own test_ database there); scripts/run-tests.sh.
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export CELERY_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 export FLOWER_BROKER_API ?= http://guest:guest@127.0.0.1:15672/api/
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
@@ -25,21 +22,13 @@ demo: bootstrap $(DEMO_ENV) ## set everything up, seed demo data, run web, worke
 	@set -a; . ./$(DEMO_ENV); set +a; scripts/demo-banner.sh
 	honcho -e $(DEMO_ENV) start
 
-test: bootstrap ## set everything up, then run the whole test suite (SQLite, then PostgreSQL)
+test: bootstrap ## set everything up, then run the whole test suite (SQLite and PostgreSQL)
 	$(PY) manage.py makemigrations --check --dry-run
 	ruff check .
 	ruff format --check .
 	@scripts/ensure-compose-cli.sh
 	@scripts/ensure-chromium.sh
-	env -u DATABASE_URL $(PY) -m pytest
-	@# The PostgreSQL run leaves out the two longest tests (PG_DESELECT), a one-minute mail
-	@# server outage and a RabbitMQ restart, whose database side the shorter outage tests run
-	@# too: both runs in full take over 15 minutes on 2 cores.
-	@if scripts/ensure-postgres.sh "$(TEST_DATABASE_URL)"; then \
-		echo "==> the suite again, on PostgreSQL"; \
-		echo "DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PG_DESELECT)"; \
-		DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PG_DESELECT); \
-	fi
+	scripts/run-tests.sh
 
 bootstrap: $(VENV_STAMP) broker migrate ffmpeg
 

@@ -16,8 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Every wait's limit is multiplied by this: a timeout here only bounds a hang, and a machine
+# running two test runs side by side (scripts/run-tests.sh) is slower than one running one.
+TIMEOUT_SCALE = float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
+
+
 def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
     """Poll `predicate` until it returns something truthy; return that, or fail the test."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()

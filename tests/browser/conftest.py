@@ -41,7 +41,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = ROOT / "test-results" / "screenshots"
+# TEST_SCREENSHOTS_DIR: where to put them instead (scripts/run-tests.sh gives each of its
+# side-by-side runs a folder of its own).
+SCREENSHOTS = Path(
+    os.environ.get("TEST_SCREENSHOTS_DIR") or ROOT / "test-results" / "screenshots"
+).resolve()
 SKIP_REASON = "browser tests: "  # how every reason to skip them starts
 saved_screenshots = pytest.StashKey[list]()
 
