@@ -24,6 +24,7 @@ from kombu import Exchange, Producer
 import contracts
 from config import queues
 from jobs.models import Job, JobEvent, record_event
+from jobs.outbox import publish_time_limits
 
 # A dead-letter queue bigger than this is shown and handled in slices of this size.
 MAX_MESSAGES = 1000
@@ -127,6 +128,7 @@ def _republish(producer, message):
         delivery_mode=2,
         correlation_id=message.properties.get("correlation_id"),
         retry=True,
+        **publish_time_limits(),
     )
 
 

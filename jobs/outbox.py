@@ -83,6 +83,17 @@ def subject_label(obj):
 _broker_failed_until = 0.0
 
 
+def publish_time_limits():
+    """Options for a publish that a person waits on: it gives up instead of hanging.
+
+    With publisher confirms, kombu waits for the broker's confirm without limit by default: a
+    broker that keeps the connection open and answers nothing (publishers blocked by a disk or
+    memory alarm) would hold the request forever.
+    """
+    seconds = settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS
+    return {"timeout": seconds, "confirm_timeout": seconds}
+
+
 def publish(job_pk):
     """Hand a pending job to the broker. Returns True once RabbitMQ has confirmed it."""
     global _broker_failed_until
@@ -94,12 +105,7 @@ def publish(job_pk):
     try:
         # Route and priority come from config/queues.py; the task id is the job's, so every
         # copy of this message (retries, redeliveries, replays) is recognisably the same job.
-        task.apply_async(
-            args=job.args,
-            task_id=job.task_id,
-            timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
-            confirm_timeout=settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS,
-        )
+        task.apply_async(args=job.args, task_id=job.task_id, **publish_time_limits())
     except Exception as exc:  # whatever the broker did, the job row keeps the work safe
         logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
         _broker_failed_until = time.monotonic() + settings.OUTBOX_BREAKER_SECONDS

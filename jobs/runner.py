@@ -238,7 +238,11 @@ class JobTask(Task):
                 record_failure(job, reason, dead_letter_queue)
                 logger.error("job %s %s", key, reason)
                 raise Reject(reason, requeue=False) from exc
-            delay = max(backoff_seconds(job.attempts - 1), getattr(exc, "retry_after", 0) or 0)
+            # What the other side asked for, but never past the backoff's cap: a retry's
+            # countdown is held unacknowledged by the worker, and RabbitMQ closes the channel
+            # of a consumer that holds a message past its consumer_timeout (30 min).
+            asked = min(getattr(exc, "retry_after", 0) or 0, settings.JOB_RETRY_BACKOFF_MAX_SECONDS)
+            delay = max(backoff_seconds(job.attempts - 1), asked)
             record_retry(job, reason, delay)
             logger.warning("job %s attempt failed (%s); retrying in %.1fs", key, reason, delay)
             raise self.come_back_in(delay, exc) from exc

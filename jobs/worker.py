@@ -15,7 +15,8 @@ class DeadLetteringConsumer(Consumer):
 
     Celery already rejects a message of a content type we do not accept, for an unknown task,
     or with arguments its task cannot take, and rejected messages are dead-lettered. Two kinds
-    of bad input are handled worse, as measured (see BROKER-FACTS and tests/test_crash_safety):
+    of bad input are handled worse, as measured (docs/measured-behaviour.md and
+    tests/test_crash_safety.py):
 
     - a body that cannot be decoded is acknowledged, so it is lost: here it is rejected;
     - a body that decodes but is not shaped like a task message (`{}`, an empty string)

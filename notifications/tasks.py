@@ -5,6 +5,7 @@ import logging
 from celery import group, shared_task
 from django.conf import settings
 
+from jobs.outbox import publish_time_limits
 from jobs.runner import JobTask
 from notifications import emails, newsletters
 from notifications.jobs import (
@@ -107,7 +108,8 @@ def publish_chunks(newsletter_id):
         return 0
     chunks = group(send_newsletter_chunk.si(*job.args).set(task_id=job.task_id) for job in jobs)
     try:
-        chunks.apply_async()  # route and priority from config/queues.py, like every task
+        # Route and priority from config/queues.py, like every task; staff may be waiting.
+        chunks.apply_async(**publish_time_limits())
     except Exception as exc:  # the outbox keeps them: the sweeper publishes them later
         logger.warning("newsletter %s: chunks stay in the outbox: %r", newsletter_id, exc)
         newsletters.chunk_jobs_not_published(jobs, f"{type(exc).__name__}: {exc}")

@@ -137,11 +137,16 @@ class ComeBack(Exception):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("retry_after", "low", "high"), [(None, 1, 2), (120, 120, 120)])
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    # An hour asked is capped at the backoff's cap: RabbitMQ's consumer_timeout is 30 minutes.
+    [(None, 1, 2), (120, 120, 120), (3600, 300, 300)],
+)
 def test_a_transient_fault_comes_back_no_sooner_than_the_other_side_asked(
     settings, monkeypatch, retry_after, low, high
 ):
     settings.JOB_RETRY_BACKOFF_SECONDS = 2  # the first retry: 1 to 2 s
+    settings.JOB_RETRY_BACKOFF_MAX_SECONDS = 300
     make_job()
     job = claim().job
     delays = []
