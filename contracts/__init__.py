@@ -1,4 +1,5 @@
-"""The events the shop and the warehouse service exchange: schemas, envelope, topology.
+"""The events the shop and the warehouse service exchange: schemas, envelope, topology, and the
+consumer both build on (consuming.py).
 
 Both sides import this package and nothing of each other; it imports neither side. See
 README.md here for the envelope, the versioning rules and how a version 2 is rolled out.

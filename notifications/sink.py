@@ -13,17 +13,16 @@ message, so they can be turned while the sink runs (`update_controls`, or any ed
 """
 
 import asyncio
-import json
 import logging
 import mailbox
 import math
-import os
 import random
-import tempfile
 from email.utils import formatdate
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP
+
+from jobs.controlfile import read_json_object, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +43,7 @@ def read_controls(path):
 
     The file is edited by hand while the sink runs, so a typo must not take the sink down.
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+    data = read_json_object(path)
     controls = {}
     for name, default in DEFAULT_CONTROLS.items():
         try:
@@ -67,19 +61,7 @@ def update_controls(path, **changes):
     if unknown:
         raise TypeError(f"unknown sink control(s): {', '.join(sorted(unknown))}")
     controls = {**read_controls(path), **changes}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename over it: the sink, reading at any moment, sees
-    # either the old file or the new one, never half of one.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(controls, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_json_atomically(path, controls)
     return controls
 
 

@@ -1,8 +1,8 @@
 """The shop's event consumer: applies the warehouse's shipment.dispatched events.
 
-`manage.py consume_shop_events` runs it, a process of its own beside the Celery workers. It is a
-kombu ConsumerMixin: it (re)connects to RabbitMQ for as long as it takes, declares its queue
-(config/queues.py: SHOP_EVENTS) and takes a few messages at a time. For each:
+`manage.py consume_shop_events` runs it, a process of its own beside the Celery workers. It is an
+EventConsumer (contracts/consuming.py): it (re)connects to RabbitMQ for as long as it takes,
+declares its queue (config/queues.py: SHOP_EVENTS) and takes a few messages at a time. For each:
 
 - an event it can read marks the order shipped with the carrier and tracking number through
   `services.ship_order`, which also asks for the shipping email in the same transaction; the
@@ -19,10 +19,9 @@ import logging
 import time
 
 from django.db import InterfaceError, OperationalError, close_old_connections
-from kombu.mixins import ConsumerMixin
 
-import contracts
 from config import queues
+from contracts.consuming import EventConsumer
 from jobs.errors import PermanentError
 from shop import services
 from shop.models import Order
@@ -30,8 +29,6 @@ from shop.models import Order
 logger = logging.getLogger(__name__)
 
 SUBSCRIPTION = queues.SHOP_EVENTS
-# A few messages in hand at a time: enough to keep busy, little to redeliver after a crash.
-PREFETCH = 4
 # How long a message that met a database outage waits before it goes back to the queue.
 RETRY_PAUSE_SECONDS = 2
 
@@ -47,56 +44,17 @@ def apply_shipment_dispatched(event):
     )
 
 
-class ShopEventConsumer(ConsumerMixin):
-    def __init__(self, connection):
-        self.connection = connection
-        self.reads = contracts.require_schemas(SUBSCRIPTION.reads)
-        self.handling_message = False
-
-    def stop(self):
-        """Leave now, or once the message in hand is done (SIGTERM, Ctrl-C).
-
-        Anywhere else leaving at once is safe (a message not acknowledged comes back), and
-        waiting would not do: while the broker is away, kombu sleeps between connection
-        attempts and looks at nothing.
-        """
-        self.should_stop = True
-        if not self.handling_message:
-            raise SystemExit(0)
-
-    def get_consumers(self, Consumer, channel):
-        for queue in queues.EVENT_QUEUES:
-            queue(channel).declare()
-        return [
-            Consumer(
-                queues=[SUBSCRIPTION.queue],
-                on_message=self.on_message,
-                prefetch_count=PREFETCH,
-                no_ack=False,
-            )
-        ]
-
-    def on_consume_ready(self, connection, channel, consumers, **kwargs):
-        logger.info("consuming %s on %s", SUBSCRIPTION.name, connection.as_uri())
-
-    def on_connection_error(self, exc, interval):
-        # One line per attempt; kombu's default adds a traceback to each.
-        logger.warning("broker unreachable (%r); trying again in %.0fs", exc, interval)
-
-    def on_message(self, message):
-        self.handling_message = True
-        try:
-            return self.handle(message)
-        finally:
-            self.handling_message = False
+class ShopEventConsumer(EventConsumer):
+    subscription = SUBSCRIPTION
+    queues_to_declare = queues.EVENT_QUEUES
+    logger = logger
 
     def handle(self, message):
         # A long-running process: drop database connections that died or outlived their age.
         close_old_connections()
-        try:
-            event = contracts.parse(message.body, message.content_type, accept=self.reads)
-        except contracts.ContractError as exc:
-            return self.dead_letter(message, str(exc))
+        return super().handle(message)
+
+    def handle_event(self, event, message):
         try:
             shipped = apply_shipment_dispatched(event)
         except PermanentError as exc:
@@ -119,16 +77,3 @@ class ShopEventConsumer(ConsumerMixin):
                 "order %s was already shipped; event %s changes nothing", order_id, event.id
             )
         return message.ack()
-
-    def on_decode_error(self, message, exc):
-        # Out of the box kombu acknowledges (drops) a message it cannot decode.
-        self.dead_letter(message, f"cannot be decoded: {exc!r}")
-
-    def dead_letter(self, message, reason):
-        logger.error(
-            "dead-lettering message %s into %s: %s",
-            message.properties.get("message_id") or message.delivery_tag,
-            SUBSCRIPTION.parking_queue.name,
-            reason,
-        )
-        message.reject(requeue=False)

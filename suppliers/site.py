@@ -26,9 +26,7 @@ import html
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 import threading
 import time
 from collections import Counter, deque
@@ -37,6 +35,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from jobs.controlfile import read_json_object, write_json_atomically
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,7 @@ def read_controls(path):
     The file is edited by hand while the site runs: a typo costs that one knob (or product),
     never the site.
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+    data = read_json_object(path)
     controls = {}
     for name, default in DEFAULT_CONTROLS.items():
         controls[name] = _knob(name, data.get(name, default), default)
@@ -132,15 +127,8 @@ def update_controls(path, **changes):
     unknown = changes.keys() - DEFAULT_CONTROLS.keys()
     if unknown:
         raise TypeError(f"unknown supplier site control(s): {', '.join(sorted(unknown))}")
-    path = Path(path)
-    try:
-        current = json.loads(path.read_text())
-    except (OSError, ValueError):
-        current = {}
-    if not isinstance(current, dict):
-        current = {}
-    current.update(changes)
-    _write(path, current)
+    current = {**read_json_object(path), **changes}
+    write_json_atomically(path, current)
     return current
 
 
@@ -149,21 +137,6 @@ def set_product(path, sku, **fields):
     products = update_controls(path).get("products") or {}
     products[sku] = {**products.get(sku, {}), **fields}
     return update_controls(path, products=products)
-
-
-def _write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Beside the target, then renamed over it: a request reading at any moment sees the old
-    # file or the new one, never half of one.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # --- The pages (pure functions) ------------------------------------------------------------------

@@ -1,15 +1,19 @@
-"""The real processes the integration tests run: Celery workers, celery beat, the SMTP sink.
+"""The real processes the integration tests run: Celery workers, celery beat, the SMTP sink, Flower.
 
 Each runs from this checkout with the same settings module as the demo, pointed by
 environment variables at the test database, the test vhost and the test's SMTP port.
 """
 
+import base64
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -34,6 +38,22 @@ def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
         time.sleep(interval)
 
 
+def http_get(url, user=None, password=None, timeout=5):
+    """(status, body) of a GET, with basic auth if `user` is given; status None when nothing
+    answers."""
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return None, b""
+
+
 class ServiceProcess:
     name = "process"
 
@@ -43,7 +63,7 @@ class ServiceProcess:
         self.log_path = Path(log_path)
         self.proc = None
 
-    def start(self):
+    def start(self, wait=True):
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.args,
@@ -53,7 +73,12 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches its children
         )
+        if wait:
+            self.wait_ready()
         return self
+
+    def wait_ready(self):
+        """Return once the process can do its work; a subclass says how to tell."""
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -88,6 +113,23 @@ class ServiceProcess:
                 self._log.close()
 
 
+class ListeningProcess(ServiceProcess):
+    """A server on a TCP port of this machine: ready once it accepts connections there."""
+
+    port = None
+
+    def wait_ready(self, timeout=30):
+        def listening():
+            self.assert_running()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                return False
+            return True
+
+        wait_for(listening, timeout, message=f"the {self.name} to listen")
+
+
 class Worker(ServiceProcess):
     name = "worker"
 
@@ -103,12 +145,6 @@ class Worker(ServiceProcess):
             "--without-mingle", "--without-gossip",
         ]  # fmt: skip
         super().__init__(args, env, log_path)
-
-    def start(self, wait=True):
-        super().start()
-        if wait:
-            self.wait_ready()
-        return self
 
     def wait_ready(self, timeout=60):
         def answers():
@@ -137,8 +173,8 @@ class Beat(ServiceProcess):
         super().__init__(args, env, log_path)
 
 
-class SmtpSink(ServiceProcess):
-    name = "smtp sink"
+class SmtpSink(ListeningProcess):
+    name = "SMTP sink"
 
     def __init__(self, port, maildir, control, env, log_path):
         self.port = port
@@ -150,20 +186,6 @@ class SmtpSink(ServiceProcess):
         ]  # fmt: skip
         super().__init__(args, env, log_path)
 
-    def start(self):
-        super().start()
-
-        def listening():
-            self.assert_running()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError:
-                return False
-            return True
-
-        wait_for(listening, 30, message="the SMTP sink to listen")
-        return self
-
     def messages(self):
         from notifications.outbox import list_messages
 
@@ -173,3 +195,49 @@ class SmtpSink(ServiceProcess):
         from notifications.sink import update_controls
 
         update_controls(self.control, **knobs)
+
+
+class Flower(ServiceProcess):
+    """Flower behind basic auth, started as the Procfile starts it."""
+
+    name = "flower"
+
+    def __init__(self, port, env, log_path, user="watcher", password="flower-test-password"):
+        self.port, self.user, self.password = port, user, password
+        self.url = f"http://127.0.0.1:{port}"
+        args = [
+            sys.executable, "-m", "celery", "-A", "config", "flower",
+            "--address=127.0.0.1", f"--port={port}", f"--basic-auth={user}:{password}",
+        ]  # fmt: skip
+        super().__init__(args, env, log_path)
+
+    def wait_ready(self, timeout=60):
+        def answers():
+            self.assert_running()
+            return self.get("/healthcheck", auth=False, timeout=2)[0] == 200  # no login needed
+
+        wait_for(answers, timeout, interval=0.2, message="Flower to answer /healthcheck")
+
+    def get(self, path, auth=True, timeout=5):
+        """(status, body) of a GET of `path`, logged in unless `auth` is false."""
+        if auth:
+            return http_get(self.url + path, self.user, self.password, timeout=timeout)
+        return http_get(self.url + path, timeout=timeout)
+
+    def api(self, path):
+        status, body = self.get(path)
+        return json.loads(body) if status == 200 else None
+
+    def wait_until_it_hears_from(self, worker, timeout=60):
+        """Wait until Flower has had an event (a heartbeat) from `worker`.
+
+        Flower lists only the tasks whose events it received, and it receives nothing from
+        before its event consumer started: once a worker's heartbeat has come in, the next
+        task's events will too.
+        """
+
+        def heard():
+            self.assert_running()
+            return (self.api("/api/workers?status=1") or {}).get(worker.nodename)
+
+        wait_for(heard, timeout, interval=0.5, message=f"Flower to hear from {worker.nodename}")

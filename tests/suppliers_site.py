@@ -1,15 +1,14 @@
 """The local supplier site (`manage.py supplier_site`) as a process of the tests."""
 
-import socket
 import sys
 from pathlib import Path
 
 import httpx
 
-from tests.processes import ServiceProcess, wait_for
+from tests.processes import ListeningProcess
 
 
-class SupplierSiteProcess(ServiceProcess):
+class SupplierSiteProcess(ListeningProcess):
     name = "supplier site"
 
     def __init__(self, port, control, env, log_path):
@@ -21,20 +20,6 @@ class SupplierSiteProcess(ServiceProcess):
             "--port", str(port), "--control", str(control),
         ]  # fmt: skip
         super().__init__(args, env, log_path)
-
-    def start(self):
-        super().start()
-
-        def listening():
-            self.assert_running()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError:
-                return False
-            return True
-
-        wait_for(listening, 30, message="the supplier site to listen")
-        return self
 
     def set(self, **knobs):
         from suppliers.site import update_controls

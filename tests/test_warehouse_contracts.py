@@ -246,5 +246,6 @@ def test_the_warehouse_service_runs_without_the_shop_django_or_celery():
 
 def test_the_contracts_load_neither_side():
     neither = SHOP_SIDE | {"warehouse"}
-    assert not loaded_without(neither, "contracts", "contracts.topology") & neither
+    modules = ["contracts", "contracts.topology", "contracts.consuming"]
+    assert not loaded_without(neither, *modules) & neither
     assert not imports_in_source("contracts") & neither

@@ -1,9 +1,9 @@
 """The warehouse service: one process that consumes order.placed and publishes shipment.dispatched.
 
-A kombu ConsumerMixin: it (re)connects to RabbitMQ for as long as it takes, declares its queues,
-and hands each message to `on_message`. Between messages, at least once a second, `on_iteration`
-dispatches the orders whose time has come and publishes what waits in the outbox, on a
-connection of its own, with publisher confirms.
+An EventConsumer (contracts/consuming.py): it (re)connects to RabbitMQ for as long as it takes,
+declares its queues, and hands each event it can read to `handle_event`. Between messages, at
+least once a second, `on_iteration` dispatches the orders whose time has come and publishes what
+waits in the outbox, on a connection of its own, with publisher confirms.
 
 What happens to a message:
 
@@ -20,10 +20,10 @@ import sqlite3
 import time
 
 from kombu import Connection, Producer
-from kombu.mixins import ConsumerMixin
 
 import contracts
 from contracts import topology
+from contracts.consuming import EventConsumer
 
 logger = logging.getLogger("warehouse")
 
@@ -35,67 +35,30 @@ RETRY_PAUSE_SECONDS = 2
 ALIVE_EVERY_SECONDS = 5
 
 
-class WarehouseService(ConsumerMixin):
+class WarehouseService(EventConsumer):
+    subscription = SUBSCRIPTION
+    queues_to_declare = topology.queues_to_declare(consumes=[SUBSCRIPTION], publishes=PUBLISHES)
+    logger = logger
+
     def __init__(self, settings, store):
         self.settings = settings
         self.store = store
-        self.reads = contracts.require_schemas(SUBSCRIPTION.reads)
+        self.prefetch = settings.prefetch
         # Confirms on every channel of these connections: a publish returns once RabbitMQ has
         # the message (and has written it to disk, as it is persistent), or raises.
-        self.connection = Connection(
-            settings.broker_url,
-            heartbeat=settings.heartbeat_seconds,
-            transport_options={"confirm_publish": True},
+        super().__init__(
+            Connection(
+                settings.broker_url,
+                heartbeat=settings.heartbeat_seconds,
+                transport_options={"confirm_publish": True},
+            )
         )
         self._publisher = None
         self._alive_at = 0.0
-        self.handling_message = False
 
-    def stop(self):
-        """Leave now, or once the message in hand is done (SIGTERM, Ctrl-C).
+    # --- consuming: what an event does (the rest is EventConsumer's) -----------------------
 
-        Anywhere else leaving at once is safe (a transaction not committed is rolled back, a
-        message not acknowledged comes back), and waiting would not do: while the broker is
-        away, kombu sleeps between connection attempts and looks at nothing.
-        """
-        self.should_stop = True
-        if not self.handling_message:
-            raise SystemExit(0)
-
-    # --- consuming ----------------------------------------------------------------------
-
-    def get_consumers(self, Consumer, channel):
-        topology.declare(
-            channel, topology.queues_to_declare(consumes=[SUBSCRIPTION], publishes=PUBLISHES)
-        )
-        return [
-            Consumer(
-                queues=[SUBSCRIPTION.queue],
-                on_message=self.on_message,
-                prefetch_count=self.settings.prefetch,
-                no_ack=False,
-            )
-        ]
-
-    def on_consume_ready(self, connection, channel, consumers, **kwargs):
-        logger.info("consuming %s on %s", SUBSCRIPTION.name, connection.as_uri())
-
-    def on_connection_error(self, exc, interval):
-        # One line per attempt; kombu's default adds a traceback to each.
-        logger.warning("broker unreachable (%r); trying again in %.0fs", exc, interval)
-
-    def on_message(self, message):
-        self.handling_message = True
-        try:
-            return self.handle(message)
-        finally:
-            self.handling_message = False
-
-    def handle(self, message):
-        try:
-            event = contracts.parse(message.body, message.content_type, accept=self.reads)
-        except contracts.ContractError as exc:
-            return self.dead_letter(message, str(exc))
+    def handle_event(self, event, message):
         try:
             outcome = self.store.reserve(
                 event,
@@ -111,19 +74,6 @@ class WarehouseService(ConsumerMixin):
             return self.dead_letter(message, f"unexpected error: {exc!r}")
         logger.info("order %s: %s (event %s)", event.data["order_id"], outcome, event.id)
         return message.ack()
-
-    def on_decode_error(self, message, exc):
-        # Out of the box kombu acknowledges (drops) a message it cannot decode.
-        self.dead_letter(message, f"cannot be decoded: {exc!r}")
-
-    def dead_letter(self, message, reason):
-        logger.error(
-            "dead-lettering message %s into %s: %s",
-            message.properties.get("message_id") or message.delivery_tag,
-            SUBSCRIPTION.parking_queue.name,
-            reason,
-        )
-        message.reject(requeue=False)
 
     # --- dispatching and publishing --------------------------------------------------------
 

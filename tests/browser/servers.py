@@ -1,4 +1,5 @@
-"""The processes a browser talks to: the shop's web server and Flower, run as the demo runs them.
+"""The processes a browser talks to: the shop's web server (Flower is in tests/processes.py), run
+as the demo runs them.
 
 The shop is served by `manage.py runserver --noreload`, the Procfile's `web` line, in a process
 of its own pointed at the test database, like the workers: not by pytest-django's live_server,
@@ -9,16 +10,12 @@ pictures would still pass; and its database connections would live in the proces
 flushes empty the tables between tests.
 """
 
-import base64
-import json
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from contextlib import contextmanager
 
 from config.celery import app as celery_app
-from tests.processes import ServiceProcess, wait_for
+from tests.processes import ServiceProcess, http_get, wait_for
 
 
 def database_url(settings_dict):
@@ -32,21 +29,6 @@ def database_url(settings_dict):
     return f"postgres://{credentials}{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def http_get(url, user=None, password=None, timeout=5):
-    """(status, body) of a GET; status None when nothing answers."""
-    request = urllib.request.Request(url)
-    if user is not None:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return None, b""
-
-
 class WebServer(ServiceProcess):
     name = "web server"
 
@@ -56,58 +38,12 @@ class WebServer(ServiceProcess):
         args = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
         super().__init__(args, env, log_path)
 
-    def start(self, timeout=60):
-        super().start()
-
+    def wait_ready(self, timeout=60):
         def answers():
             self.assert_running()
             return http_get(self.url + "/healthz", timeout=2)[0] == 200
 
         wait_for(answers, timeout, interval=0.2, message="the web server to answer /healthz")
-        return self
-
-
-class Flower(ServiceProcess):
-    """Flower behind basic auth, started as the Procfile starts it."""
-
-    name = "flower"
-
-    def __init__(self, port, env, log_path, user="watcher", password="flower-test-password"):
-        self.port, self.user, self.password = port, user, password
-        self.url = f"http://127.0.0.1:{port}"
-        args = [
-            sys.executable, "-m", "celery", "-A", "config", "flower",
-            "--address=127.0.0.1", f"--port={port}", f"--basic-auth={user}:{password}",
-        ]  # fmt: skip
-        super().__init__(args, env, log_path)
-
-    def start(self, timeout=60):
-        super().start()
-
-        def answers():
-            self.assert_running()
-            return http_get(self.url + "/healthcheck", timeout=2)[0] == 200  # no login needed
-
-        wait_for(answers, timeout, interval=0.2, message="Flower to answer /healthcheck")
-        return self
-
-    def api(self, path):
-        status, body = http_get(self.url + path, self.user, self.password)
-        return json.loads(body) if status == 200 else None
-
-    def wait_until_it_hears_from(self, worker, timeout=60):
-        """Wait until Flower has had an event (a heartbeat) from `worker`.
-
-        Flower lists only the tasks whose events it received, and it receives nothing from
-        before its event consumer started: once a worker's heartbeat has come in, the next
-        task's events will too.
-        """
-
-        def heard():
-            self.assert_running()
-            return (self.api("/api/workers?status=1") or {}).get(worker.nodename)
-
-        wait_for(heard, timeout, interval=0.5, message=f"Flower to hear from {worker.nodename}")
 
 
 @contextmanager
