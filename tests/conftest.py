@@ -161,16 +161,23 @@ def service_env(broker, database_url, smtp_sink, media_root, tmp_path):
 
 @pytest.fixture
 def start_worker(service_env, tmp_path):
-    """Start a real Celery worker: start_worker(queues=("emails",), concurrency=2, **env)."""
+    """Start a real Celery worker: start_worker(queues=("emails",), concurrency=2, **env).
+
+    task_events=True starts it with `--task-events` (`-E`), for a test that reads them.
+    """
     started = []
 
-    def start(queues=(queues.EMAILS, queues.MAINTENANCE), concurrency=2, wait=True, **env):
+    def start(
+        queues=(queues.EMAILS, queues.MAINTENANCE), concurrency=2, wait=True, task_events=False,
+        **env,
+    ):  # fmt: skip
         worker = Worker(
             celery_app,
             queues,
             env={**service_env, **env},
             log_path=tmp_path / f"worker-{len(started)}.log",
             concurrency=concurrency,
+            task_events=task_events,
         )
         started.append(worker)
         return worker.start(wait=wait)

@@ -133,7 +133,7 @@ class ListeningProcess(ServiceProcess):
 class Worker(ServiceProcess):
     name = "worker"
 
-    def __init__(self, app, queues, env, log_path, concurrency=2):
+    def __init__(self, app, queues, env, log_path, concurrency=2, task_events=False):
         self.app = app
         self.nodename = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         args = [
@@ -143,6 +143,7 @@ class Worker(ServiceProcess):
             "--hostname", self.nodename,
             "--loglevel", "INFO",
             "--without-mingle", "--without-gossip",
+            *(["--task-events"] if task_events else []),
         ]  # fmt: skip
         super().__init__(args, env, log_path)
 
@@ -152,6 +153,11 @@ class Worker(ServiceProcess):
             return self.app.control.ping(destination=[self.nodename], timeout=0.5)
 
         wait_for(answers, timeout, message=f"worker {self.nodename} to answer ping")
+
+    def sends_task_events(self):
+        """True once the worker sends task events: started with them, or told to by Flower."""
+        log = self.log()
+        return "task events: ON" in log or "Events of group {task} enabled by remote" in log
 
     def is_idle(self):
         """True when the worker runs, holds and schedules nothing (ETA retries included)."""
@@ -229,15 +235,17 @@ class Flower(ServiceProcess):
         return json.loads(body) if status == 200 else None
 
     def wait_until_it_hears_from(self, worker, timeout=60):
-        """Wait until Flower has had an event (a heartbeat) from `worker`.
+        """Wait until Flower has heard from `worker` and turned its task events on.
 
-        Flower lists only the tasks whose events it received, and it receives nothing from
-        before its event consumer started: once a worker's heartbeat has come in, the next
-        task's events will too.
+        Flower lists only the tasks whose events it received. It receives nothing from before
+        its event consumer started, and a worker sends no task events until Flower's
+        `enable_events` (every 5 s) reaches it (they are off in config/settings.py). Once a
+        heartbeat has come in and the worker has said so, the next task's events will come.
         """
 
         def heard():
             self.assert_running()
-            return (self.api("/api/workers?status=1") or {}).get(worker.nodename)
+            workers = self.api("/api/workers?status=1") or {}
+            return workers.get(worker.nodename) and worker.sends_task_events()
 
         wait_for(heard, timeout, interval=0.5, message=f"Flower to hear from {worker.nodename}")

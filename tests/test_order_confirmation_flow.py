@@ -179,7 +179,7 @@ def test_confirmation_overtakes_a_backlog_of_low_priority_jobs(
     assert broker.depth("emails") == backlog + 1
 
     with StartedTasks() as started:
-        start_worker(concurrency=2)
+        start_worker(concurrency=2, task_events=True)
         wait_for(lambda: len(started.ids) >= backlog + 1, timeout=120, message="all tasks")
 
     ahead = started.ids.index(job.task_id)

@@ -67,7 +67,8 @@ def test_flower_needs_a_login_and_then_lists_the_confirmation_task(
         assert flower.get("/api/tasks", auth=False)[0] == 401
         assert flower.get("/", auth=False)[0] == 401
 
-        start_worker()
+        # A worker as the Procfile starts it, task events off: Flower turns them on.
+        flower.wait_until_it_hears_from(start_worker())
         order = checkout(client, product)
         job = wait_for_job_state(order, Job.State.SUCCEEDED)
 
