@@ -79,8 +79,8 @@ smtp: bootstrap ## only the local SMTP sink on 127.0.0.1:1025
 	$(PY) manage.py smtp_sink
 
 .PHONY: bench
-bench: bootstrap ## run the benchmarks (QUICK=1 for a short run)
-	QUICK=$(QUICK) $(PY) -m bench
+bench: bootstrap ## run the benchmarks (QUICK=1 for a short run, ALT=1 for the alternatives too)
+	QUICK=$(QUICK) ALT=$(ALT) $(PY) -m bench
 
 clean: ## remove .venv and var/ (the demo database, outbox and credentials)
 	rm -rf .venv var

@@ -34,7 +34,15 @@ from tests import rabbitmq
 from tests.faults import free_port
 from tests.processes import ROOT, ServiceProcess, SmtpSink, Worker, wait_for
 
-QUICK = os.environ.get("QUICK", "").strip().lower() not in {"", "0", "false", "no"}
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() not in {"", "0", "false", "no"}
+
+
+QUICK = _flag("QUICK")
+# ALT=1 also measures the alternatives to our configuration (WORKER_VARIANTS below, and the
+# checkout's publish after the response): a few minutes more.
+ALT = _flag("ALT")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 MANAGEMENT_API = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")
 # A vhost of each run's own, deleted at the end: other people on this machine run workers and
@@ -174,15 +182,15 @@ def running():
         del STARTED[first:]
 
 
-# Alternatives to our worker configuration, measured beside it (config/ is not changed by a
-# benchmark): settings overridden through bench/settings_variant.py.
+# Alternatives to our worker configuration, measured beside it with ALT=1 (config/ is not
+# changed by a benchmark): settings overridden through bench/settings_variant.py. Task events
+# on is what our workers do while Flower watches them (it turns them on).
 WORKER_VARIANTS = {
-    "alt: task events off": {"CELERY_WORKER_SEND_TASK_EVENTS": False},
-    "alt: events off, prefetch 4": {
-        "CELERY_WORKER_SEND_TASK_EVENTS": False,
-        "CELERY_WORKER_PREFETCH_MULTIPLIER": 4,
-    },
+    "alt: task events on": {"CELERY_WORKER_SEND_TASK_EVENTS": True},
+    "alt: prefetch 4": {"CELERY_WORKER_PREFETCH_MULTIPLIER": 4},
 }
+if not ALT:
+    WORKER_VARIANTS = {}
 
 
 def variant_env(overrides):
@@ -378,7 +386,7 @@ def drain(app, worker, queue, count, timeout=900, interval=0.05):
 def publish(app, task_name, args_list, **options):
     """Publish `task_name` once per args on one producer; returns the seconds it took.
 
-    `app` decides how: its routes, priorities, confirms and sent events apply.
+    `app` decides how: its routes, priorities and confirms apply.
     """
     started = time.perf_counter()
     with app.producer_or_acquire() as producer:
@@ -391,15 +399,14 @@ def bulk_publisher():
     """The shop's Celery app, minus what makes each publish wait: for filling queues fast.
 
     Same settings, routes and priorities, so the messages on the queue are the ones the shop
-    publishes; only the publisher does not wait for RabbitMQ's confirm of each message, nor
-    send a task-sent event. Used where publishing is set-up, not what is measured.
+    publishes; only the publisher does not wait for RabbitMQ's confirm of each message. Used
+    where publishing is set-up, not what is measured.
     """
     from celery import Celery
 
     app = Celery("bench-bulk", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.broker_transport_options = {}
-    app.conf.task_send_sent_event = False
     return app
 
 

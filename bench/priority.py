@@ -47,7 +47,7 @@ from tests.processes import wait_for
 NAME = "priority"
 BACKLOG = 2_000 if QUICK else 10_000
 SLOW_BACKLOG = 150 if QUICK else 300  # newsletters of 50 ms: enough to outlast the confirmations
-PREFETCH_4 = "alt: events off, prefetch 4"
+PREFETCH_4 = "alt: prefetch 4"
 SCENARIOS = {  # name: (newsletters queued, seconds each, worker alternatives left out)
     # Holding no-ops costs nothing: prefetch 4 would only repeat ours here.
     "no-op newsletters": (BACKLOG, 0, {PREFETCH_4}),

@@ -2,6 +2,7 @@
 
     make bench                      # everything, under 10 minutes on 2 cores
     make bench QUICK=1              # a smaller version, under 2 minutes
+    make bench ALT=1                # also the alternatives to our configuration
     .venv/bin/python -m bench priority throughput   # some of them (written to partial.json)
 
 Each benchmark is one module of this package with `NAME` and `run(env) -> Report`; adding
@@ -28,7 +29,7 @@ def main(argv=None):
         sys.exit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {BENCHMARKS}")
     started = time.monotonic()
     env = harness.set_up()
-    harness.say(f"{'QUICK' if harness.QUICK else 'full'} run in {env.dir}, vhost {harness.VHOST}")
+    harness.say(f"{kind()} run in {env.dir}, vhost {harness.VHOST}")
     machine = harness.machine()
     reports = []
     try:
@@ -47,6 +48,7 @@ def main(argv=None):
         harness.tear_down(env)
     output = {
         "quick": harness.QUICK,
+        "alternatives": harness.ALT,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.monotonic() - started, 1),
         "machine": machine,
@@ -59,9 +61,14 @@ def main(argv=None):
     return 1 if any(report.error for report in reports) else 0
 
 
+def kind():
+    """quick or full, and -alt with the alternatives: also the name of the results file."""
+    return ("quick" if harness.QUICK else "full") + ("-alt" if harness.ALT else "")
+
+
 def write(output, every):
     RESULTS_DIR.mkdir(exist_ok=True)
-    names = ["latest.json", "quick.json" if output["quick"] else "full.json"] if every else []
+    names = ["latest.json", f"{kind()}.json"] if every else []
     for name in names or ["partial.json"]:
         (RESULTS_DIR / name).write_text(json.dumps(output, indent=2, ensure_ascii=False) + "\n")
         print(f"written: {RESULTS_DIR / name}")

@@ -275,6 +275,9 @@ OUTBOX_BREAKER_SECONDS = env_float("OUTBOX_BREAKER_SECONDS", 10)
 # connection open but answers nothing (publishers blocked by a disk or memory alarm) would hold
 # the customer's request forever.
 OUTBOX_PUBLISH_TIMEOUT_SECONDS = env_float("OUTBOX_PUBLISH_TIMEOUT_SECONDS", 2)
+# In a web request, publish what it committed once the response has gone out, not at the commit:
+# the customer does not wait for the broker's confirms (jobs/outbox.py: publish_after_commit).
+OUTBOX_PUBLISH_AFTER_RESPONSE = env_bool("OUTBOX_PUBLISH_AFTER_RESPONSE", True)
 
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are

@@ -6,4 +6,10 @@ class JobsConfig(AppConfig):
     verbose_name = "Background jobs"
 
     def ready(self):
-        from jobs import signals  # noqa: F401 - connects the signal handlers
+        from django.core import signals as request_signals
+
+        from jobs import outbox, signals  # noqa: F401 - importing signals connects its handlers
+
+        # A web request's jobs are published once its response has gone out (jobs/outbox.py).
+        request_signals.request_started.connect(outbox.request_started)
+        request_signals.request_finished.connect(outbox.request_finished)

@@ -63,11 +63,14 @@ class Broker:
 
 
 @pytest.fixture(autouse=True)
-def closed_breaker(monkeypatch):
-    """Each test starts with the outbox's circuit breaker closed, whatever the last one did."""
+def fresh_outbox(monkeypatch):
+    """Each test starts with the outbox's circuit breaker closed, whatever the last one did,
+    and outside any web request (one whose streamed response a test never read to the end
+    would otherwise keep the jobs of the next test waiting for its end)."""
     from jobs import outbox
 
     monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)
+    outbox._this_request.waiting = None
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,12 @@
 
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
-from django.db import transaction
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
 
 from config.celery import app as celery_app
 from jobs.models import Job
@@ -35,6 +38,54 @@ def test_checkout_sends_one_confirmation_email(client, broker, smtp_sink, start_
     wait_for(lambda: broker.depth("emails") == 0, message="an empty emails queue")
     time.sleep(1)
     assert len(smtp_sink.messages()) == 1
+
+
+def place_an_order(product):
+    return services.place_order(
+        customer_name="Ada Lovelace",
+        email="ada@example.com",
+        shipping_address="12 Analytical Row",
+        items=[(product, 1)],
+    )
+
+
+@contextmanager
+def serving_a_request():
+    """What Django's WSGI handler and server do around a request: request_started when it
+    comes in, request_finished once the response has been written (as the test client does,
+    without closing the test's database connection)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        request_started.send(sender=WSGIHandler)
+        yield
+        request_finished.send(sender=WSGIHandler)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def test_a_requests_jobs_are_published_once_its_response_has_gone_out(broker, product):
+    with serving_a_request():
+        order = place_an_order(product)
+        # Committed, and the customer's response can go: nothing waits for RabbitMQ yet.
+        assert confirmation_job(order).state == Job.State.PENDING
+        assert broker.depth("emails") == 0
+    assert confirmation_job(order).state == Job.State.QUEUED
+    assert broker.depth("emails") == 1
+
+    # Outside a request (a worker, a management command, beat) there is no response to wait for.
+    order = place_an_order(product)
+    assert confirmation_job(order).state == Job.State.QUEUED
+    assert broker.depth("emails") == 2
+
+
+def test_publishing_at_the_commit_is_a_setting_away(broker, product, settings):
+    settings.OUTBOX_PUBLISH_AFTER_RESPONSE = False
+    with serving_a_request():
+        order = place_an_order(product)
+        assert confirmation_job(order).state == Job.State.QUEUED
+        assert broker.depth("emails") == 1
 
 
 def test_rolled_back_order_publishes_nothing(broker, product):
