@@ -187,6 +187,7 @@ def running():
 # on is what our workers do while Flower watches them (it turns them on).
 WORKER_VARIANTS = {
     "alt: task events on": {"CELERY_WORKER_SEND_TASK_EVENTS": True},
+    "alt: prefetch 2": {"CELERY_WORKER_PREFETCH_MULTIPLIER": 2},
     "alt: prefetch 4": {"CELERY_WORKER_PREFETCH_MULTIPLIER": 4},
 }
 if not ALT:
