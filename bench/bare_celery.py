@@ -9,11 +9,16 @@ retries). Django is set up by Celery's own Django fixup (DJANGO_SETTINGS_MODULE 
 the email needs for the order and its templates.
 """
 
+import json
+import os
+
 from celery import Celery
 
 # Not the current app: in the benchmark process the shop's app stays current, so its
 # shared tasks keep publishing with its own routes and settings.
 app = Celery("bare", set_as_current=False)
+# A baseline variant's few changes (bench/throughput.py, BARE_VARIANTS), e.g. late acks.
+app.conf.update(json.loads(os.environ.get("BARE_CELERY_SETTINGS", "{}")))
 
 
 @app.task(name="bare.noop")

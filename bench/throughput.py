@@ -11,7 +11,9 @@ Same broker and vhost, same machine, same prefork concurrency (2), alternating r
 - alternatives to ours (no-ops only, with ALT=1): settings changed in
   bench/settings_variant.py, among them task events on (what Flower turns on). Their
   publisher is ours, measured on the ours line, so their queues are filled by the faster
-  bulk publisher (harness.bulk_publisher), which puts the same messages on the queue.
+  bulk publisher (harness.bulk_publisher), which puts the same messages on the queue;
+- and bare Celery with late acks and prefetch 1 (ALT=1): the part of the gap that is that
+  choice, in Celery itself.
 
 Each run fills the queue while the worker is told not to consume (timing the publisher: the
 publish rate), then lets the worker consume and times it until its own counter shows the last
@@ -19,10 +21,12 @@ task started (the worker rate). No-ops measure the machinery; emails (the sink a
 once) measure a real job: render, SMTP, and for ours the job's claim and outcome.
 """
 
+import json
 from dataclasses import dataclass
 
 from bench import bare_celery
 from bench.harness import (
+    ALT,
     QUICK,
     WORKER_VARIANTS,
     Report,
@@ -41,6 +45,16 @@ from bench.harness import (
 )
 
 NAME = "throughput"
+# With ALT=1, bare Celery with our acknowledgement and prefetch too: what is left between it
+# and ours is what the rest of our configuration costs.
+BARE_VARIANTS = {
+    "alt: bare Celery, late acks, prefetch 1": {
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+    }
+}
+if not ALT:
+    BARE_VARIANTS = {}
 NOOPS = 2_000 if QUICK else 10_000
 EMAILS = 400 if QUICK else 10_000
 ROUNDS = 2  # each side's NOOPS are split into this many alternating runs
@@ -72,6 +86,12 @@ def setups():
     bulk = bulk_publisher()
     for label, overrides in WORKER_VARIANTS.items():
         found[label] = Setup(label, bulk, "emails", "jobs.noop", email, variant_env(overrides))
+    for label, conf in BARE_VARIANTS.items():
+        found[label] = Setup(
+            label, bare_celery.app, "celery", "bare.noop", "bare.send_order_confirmation",
+            {"app_module": "bench.bare_celery", "queues": ("celery",),
+             "BARE_CELERY_SETTINGS": json.dumps(conf)},
+        )  # fmt: skip
     return found
 
 
@@ -110,7 +130,7 @@ def run(env):
             },
             ROUNDS,
         )
-        for name in WORKER_VARIANTS:  # only the no-ops compare alternatives
+        for name in [*WORKER_VARIANTS, *BARE_VARIANTS]:  # only the no-ops compare alternatives
             all_setups[name].worker.stop()
 
         per_run = EMAILS // EMAIL_ROUNDS
@@ -140,7 +160,7 @@ def report(all_setups, noops, emails, mail_count):
             rate(noops, "ours", "worker"), bare, "ours", goal=goal,
         ),
     ]  # fmt: skip
-    for name in WORKER_VARIANTS:
+    for name in [*WORKER_VARIANTS, *BARE_VARIANTS]:
         results.append(
             Result(
                 NAME, "no-op tasks, worker", "tasks/s", rate(noops, "bare", "worker"),
