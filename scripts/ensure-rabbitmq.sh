@@ -44,10 +44,16 @@ else
       echo "    sudo systemctl start rabbitmq-server" >&2
       exit 1
     fi
-    say "starting the local rabbitmq-server"
-    if [ -d /run/systemd/system ]; then
+    if rabbitmqctl -q ping >/dev/null 2>&1; then
+      # The Erlang node runs but RabbitMQ inside it was stopped (`rabbitmqctl stop_app`,
+      # as the restart test does): starting the server again would find the node taken.
+      say "starting RabbitMQ in its running node"
+      rabbitmqctl -q start_app
+    elif [ -d /run/systemd/system ]; then
+      say "starting the local rabbitmq-server"
       systemctl start rabbitmq-server
     else
+      say "starting the local rabbitmq-server"
       rabbitmq-server -detached
     fi
   fi
