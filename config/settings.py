@@ -250,12 +250,13 @@ CELERY_TASK_TRACK_STARTED = True
 
 # Task events (received, started, succeeded...) are what Flower's task list is made of, and
 # each is one more confirmed publish per task: with them on, a worker runs about half as many
-# no-op tasks a second (README, "Benchmarks"). So they are off, and Flower turns them on in every
-# worker while it runs (its `enable_events`, every 5 s); `celery worker -E` or
-# CELERY_WORKER_SEND_TASK_EVENTS=1 keeps them on. The job timeline does not need them.
+# no-op tasks a second (README, "Benchmarks"). So they are off until Flower asks: its
+# `enable_events` (every 5 s, to every worker) turns them on, and they stay on until the worker
+# restarts. `celery worker -E` or CELERY_WORKER_SEND_TASK_EVENTS=1 turns them on from the start.
+# The job timeline does not need them.
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
-# task-sent would be a second confirmed publish per job, in the customer's request and outside
-# the outbox's time limit, saying what the job's "published" step already says.
+# task-sent would be a second confirmed publish per job, outside the outbox's time limit,
+# saying what the job's "queued" step already says.
 CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", False)
 
 # Retries of transient faults: exponential backoff with equal jitter (half fixed, half random),

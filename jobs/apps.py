@@ -7,9 +7,14 @@ class JobsConfig(AppConfig):
 
     def ready(self):
         from django.core import signals as request_signals
+        from django.db import close_old_connections
 
         from jobs import outbox, signals  # noqa: F401 - importing signals connects its handlers
 
-        # A web request's jobs are published once its response has gone out (jobs/outbox.py).
+        # A web request's jobs are published once its response has gone out (jobs/outbox.py),
+        # before Django closes the request's database connection: connected after ours, or
+        # the publish would open a second connection, left idle until the next request.
         request_signals.request_started.connect(outbox.request_started)
         request_signals.request_finished.connect(outbox.request_finished)
+        request_signals.request_finished.disconnect(close_old_connections)
+        request_signals.request_finished.connect(close_old_connections)

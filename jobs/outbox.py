@@ -92,7 +92,7 @@ def publish_after_commit(job_pks):
     """Publish now, or after the response when a web request is being served on this thread."""
     if getattr(_this_request, "waiting", None) is None:
         return publish_many(job_pks)
-    _this_request.waiting.extend(job_pks)
+    _this_request.waiting.append(job_pks)  # one group per commit, published as it would have been
     return 0
 
 
@@ -105,8 +105,11 @@ def request_started(**kwargs):
 def request_finished(**kwargs):
     """Django's request_finished (the WSGI server has written the response): publish."""
     waiting, _this_request.waiting = getattr(_this_request, "waiting", None), None
-    if waiting:
-        publish_many(waiting)
+    for job_pks in waiting or ():
+        try:
+            publish_many(job_pks)
+        except Exception:  # a database error: raised here it would reach the web server
+            logger.exception("could not publish jobs %s, the sweeper will", job_pks)
 
 
 # When a publish fails, this process stops trying for a while ("circuit breaker"): a broker
@@ -130,6 +133,8 @@ def publish(job_pk):
     """Hand a pending job to the broker. Returns True once RabbitMQ has confirmed it."""
     global _broker_failed_until
     job = Job.objects.get(pk=job_pk)
+    if job.state != Job.State.PENDING:
+        return True  # the sweeper was faster (a long request), or a worker has it already
     if time.monotonic() < _broker_failed_until:
         _keep_in_outbox(job, "not sent: the broker failed moments ago, the sweeper will send it")
         return False

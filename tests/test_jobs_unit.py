@@ -163,3 +163,18 @@ def test_a_transient_fault_comes_back_no_sooner_than_the_other_side_asked(
     with pytest.raises(ComeBack):
         send_order_confirmation._attempt(job, work, "emails.dead")
     assert low <= delays[0] <= high
+
+
+def test_a_publish_that_fails_after_the_response_is_logged_not_raised(monkeypatch, caplog):
+    """After the response nobody is waiting for an answer: an error raised there would reach
+    the web server instead. The jobs stay in the outbox for the sweeper."""
+
+    def database_gone(job_pks):
+        raise RuntimeError("database is gone")
+
+    monkeypatch.setattr(outbox, "publish_many", database_gone)
+    outbox._this_request.waiting = [[41], [42]]
+    outbox.request_finished()
+    assert outbox._this_request.waiting is None
+    assert "could not publish jobs [41]" in caplog.text
+    assert "could not publish jobs [42]" in caplog.text

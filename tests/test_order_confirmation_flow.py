@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 
 from config.celery import app as celery_app
 from jobs.models import Job
@@ -78,6 +78,18 @@ def test_a_requests_jobs_are_published_once_its_response_has_gone_out(broker, pr
     order = place_an_order(product)
     assert confirmation_job(order).state == Job.State.QUEUED
     assert broker.depth("emails") == 2
+
+
+def test_the_publish_after_the_response_uses_the_requests_database_connection(broker, product):
+    """Django closes the request's connection at request_finished (DB_CONN_MAX_AGE 0): the
+    publish comes before that, or it would open a second connection, idle until the next
+    request. Here the signals are sent with Django's own receivers connected, as a server does."""
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    request_started.send(sender=WSGIHandler)
+    order = place_an_order(product)
+    request_finished.send(sender=WSGIHandler)
+    assert connection.connection is None, "a connection was left open after the request"
+    assert confirmation_job(order).state == Job.State.QUEUED
 
 
 def test_publishing_at_the_commit_is_a_setting_away(broker, product, settings):
