@@ -107,6 +107,10 @@ SHOP_EVENTS = event_topology.SHOP
 # declared before anything is published, an event waits there for a subscriber that is down or
 # has never run, instead of being dropped by an exchange with nowhere to route it.
 EVENT_QUEUES = event_topology.queues_to_declare(consumes=[SHOP_EVENTS], publishes=["order.placed"])
+# The event queues that need a consumer (the shop's `consume_shop_events`, the warehouse service),
+# without their parking queues.
+_PARKING = {dead_letter_queue_name(q.name) for q in EVENT_QUEUES}
+EVENT_QUEUE_NAMES = tuple(q.name for q in EVENT_QUEUES if q.name not in _PARKING)
 # Parking queues of the shop's event consumers, with what each consumer reads.
 EVENT_DEAD_LETTER_QUEUES = {SHOP_EVENTS.parking_queue.name: SHOP_EVENTS}
 

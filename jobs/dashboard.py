@@ -31,8 +31,9 @@ def watched_queues():
     An event queue whose consumer is down (the warehouse, `manage.py consume_shop_events`)
     shows here as 0 consumers and a growing depth.
     """
-    events = [q.name for q in queues.EVENT_QUEUES if not q.name.endswith(".dead")]
-    return [(name, "jobs") for name in queues.WORK_QUEUE_NAMES] + [(n, "events") for n in events]
+    return [(name, "jobs") for name in queues.WORK_QUEUE_NAMES] + [
+        (name, "events") for name in queues.EVENT_QUEUE_NAMES
+    ]
 
 
 def queue_rows():

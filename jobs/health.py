@@ -1,4 +1,4 @@
-"""Health checks: is the web up, does the broker answer, does every queue have a worker?
+"""Health checks: is the web up, does the broker answer, does every queue have a consumer?
 
 Plain functions returning (ok, detail); the views in jobs/views.py turn them into HTTP answers
 for load balancers and monitoring, with 503 naming what is down.
@@ -43,3 +43,25 @@ def workers(timeout=1.0):
     if missing:
         return False, f"no worker answers for queue(s): {', '.join(missing)}"
     return True, f"{len(replies)} worker(s) serve every queue"
+
+
+def event_consumers():
+    """Every event queue has a consumer attached (its consumer count, by passive declare).
+
+    The consumers of events (the warehouse service, `manage.py consume_shop_events`) are not
+    Celery workers: no broadcast reaches them, but RabbitMQ counts them on their queue.
+    """
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            channel = conn.default_channel
+            counts = {
+                name: channel.queue_declare(name, passive=True).consumer_count
+                for name in queues.EVENT_QUEUE_NAMES
+            }
+    except Exception as exc:  # a queue nobody declared yet (404) closes the channel too
+        return False, f"broker unreachable, or an event queue is missing: {exc}"
+    idle = [name for name, count in counts.items() if count == 0]
+    if idle:
+        return False, f"no consumer on event queue(s): {', '.join(idle)}"
+    return True, f"every event queue has a consumer ({', '.join(counts)})"

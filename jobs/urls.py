@@ -7,6 +7,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("healthz/broker", views.healthz_broker, name="healthz_broker"),
     path("healthz/workers", views.healthz_workers, name="healthz_workers"),
+    path("healthz/consumers", views.healthz_consumers, name="healthz_consumers"),
     path("staff/dashboard/", views.dashboard, name="dashboard"),
     path("staff/demo/", views.demo_controls, name="demo_controls"),
 ]

@@ -38,6 +38,11 @@ def healthz_workers(request):
     return _answer(health.broker, health.workers)
 
 
+@never_cache
+def healthz_consumers(request):
+    return _answer(health.broker, health.event_consumers)
+
+
 # --- Staff pages: the operations dashboard and the demo's controls --------------------------
 
 

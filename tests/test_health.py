@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from kombu import Connection
 
 from config import queues
 
@@ -42,3 +43,26 @@ def test_worker_health_names_the_queues_nobody_serves(client, broker, smtp_sink,
     worker.stop()
     response = client.get(url)
     assert response.status_code == 503 and "emails" in response.json()["down"][0]
+
+
+def test_event_consumer_health_names_the_event_queues_nobody_consumes(client, broker):
+    url = reverse("jobs:healthz_consumers")
+    response = client.get(url)
+    assert response.status_code == 503
+    down = response.json()["down"][0]
+    assert all(name in down for name in queues.EVENT_QUEUE_NAMES), down
+
+    shop_queue, warehouse_queue = "shop.shipment-dispatched", "warehouse.order-placed"
+    assert set(queues.EVENT_QUEUE_NAMES) == {shop_queue, warehouse_queue}
+    with Connection(broker.url) as conn:
+        channel = conn.channel()
+        channel.basic_consume(shop_queue, callback=lambda message: None)
+        response = client.get(url)
+        assert response.status_code == 503
+        down = response.json()["down"][0]
+        assert warehouse_queue in down and shop_queue not in down
+
+        other = conn.channel()
+        other.basic_consume(warehouse_queue, callback=lambda message: None)
+        assert client.get(url).status_code == 200
+    assert client.get(url).status_code == 503  # both consumers gone with their connection
