@@ -40,8 +40,8 @@ def _flag(name):
 
 
 QUICK = _flag("QUICK")
-# ALT=1 also measures the alternatives to our configuration (WORKER_VARIANTS below, and the
-# checkout's publish after the response): a few minutes more.
+# ALT=1 also measures the alternatives to our configuration (WORKER_VARIANTS below, bare
+# Celery with late acks, the checkout publishing at the commit): a few minutes more.
 ALT = _flag("ALT")
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 MANAGEMENT_API = os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")

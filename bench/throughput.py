@@ -75,23 +75,22 @@ class Setup:
 def setups():
     from config.celery import app
 
+    def bare(label, **worker_env):
+        options = {"app_module": "bench.bare_celery", "queues": ("celery",), **worker_env}
+        return Setup(
+            label, bare_celery.app, "celery", "bare.noop", "bare.send_order_confirmation", options
+        )
+
     email = "notifications.send_order_confirmation"
     found = {
-        "bare": Setup(
-            "bare Celery", bare_celery.app, "celery", "bare.noop", "bare.send_order_confirmation",
-            {"app_module": "bench.bare_celery", "queues": ("celery",)},
-        ),
+        "bare": bare("bare Celery"),
         "ours": Setup("ours", app, "emails", "jobs.noop", email, {}),
-    }  # fmt: skip
+    }
     bulk = bulk_publisher()
     for label, overrides in WORKER_VARIANTS.items():
         found[label] = Setup(label, bulk, "emails", "jobs.noop", email, variant_env(overrides))
     for label, conf in BARE_VARIANTS.items():
-        found[label] = Setup(
-            label, bare_celery.app, "celery", "bare.noop", "bare.send_order_confirmation",
-            {"app_module": "bench.bare_celery", "queues": ("celery",),
-             "BARE_CELERY_SETTINGS": json.dumps(conf)},
-        )  # fmt: skip
+        found[label] = bare(label, BARE_CELERY_SETTINGS=json.dumps(conf))
     return found
 
 

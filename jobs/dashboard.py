@@ -36,32 +36,36 @@ def watched_queues():
     ]
 
 
+def queue_counts(names):
+    """{queue: (ready messages, consumers)}, as RabbitMQ counts them (passive declares).
+
+    Raises if the broker does not answer or a queue does not exist.
+    """
+    with current_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        channel = conn.default_channel
+        counts = {}
+        for name in names:
+            declared = channel.queue_declare(name, passive=True)
+            counts[name] = (declared.message_count, declared.consumer_count)
+        return counts
+
+
 def queue_rows():
-    """Depth and consumers of every watched queue and its dead letters (passive declares)."""
+    """Depth and consumers of every watched queue and its dead letters."""
     oldest = oldest_waiting_by_queue()
-    rows = []
+    watched = watched_queues()
     try:
-        with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            channel = conn.default_channel
-            for name, kind in watched_queues():
-                work = channel.queue_declare(name, passive=True)
-                dead = channel.queue_declare(queues.dead_letter_queue_name(name), passive=True)
-                rows.append(
-                    QueueRow(
-                        name,
-                        work.message_count,
-                        work.consumer_count,
-                        dead.message_count,
-                        oldest.get(name),
-                        kind,
-                    )
-                )
+        counts = queue_counts(
+            [n for name, _ in watched for n in (name, queues.dead_letter_queue_name(name))]
+        )
     except Exception:
-        return [
-            QueueRow(name, None, None, None, oldest.get(name), kind)
-            for name, kind in watched_queues()
-        ]
+        return [QueueRow(name, None, None, None, oldest.get(name), kind) for name, kind in watched]
+    rows = []
+    for name, kind in watched:
+        ready, consumers = counts[name]
+        dead, _ = counts[queues.dead_letter_queue_name(name)]
+        rows.append(QueueRow(name, ready, consumers, dead, oldest.get(name), kind))
     return rows
 
 

@@ -8,6 +8,7 @@ from celery import current_app
 from django.db import connection
 
 from config import queues
+from jobs.dashboard import queue_counts
 
 
 def database():
@@ -52,16 +53,10 @@ def event_consumers():
     Celery workers: no broadcast reaches them, but RabbitMQ counts them on their queue.
     """
     try:
-        with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            channel = conn.default_channel
-            counts = {
-                name: channel.queue_declare(name, passive=True).consumer_count
-                for name in queues.EVENT_QUEUE_NAMES
-            }
+        counts = queue_counts(queues.EVENT_QUEUE_NAMES)
     except Exception as exc:  # a queue nobody declared yet (404) closes the channel too
         return False, f"broker unreachable, or an event queue is missing: {exc}"
-    idle = [name for name, count in counts.items() if count == 0]
+    idle = [name for name, (_ready, consumers) in counts.items() if consumers == 0]
     if idle:
         return False, f"no consumer on event queue(s): {', '.join(idle)}"
     return True, f"every event queue has a consumer ({', '.join(counts)})"
