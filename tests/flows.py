@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from jobs.models import Job
 from notifications.jobs import ORDER_CONFIRMATION
+from shop import services
 from shop.models import Order
 from tests.processes import wait_for
 
@@ -19,6 +20,16 @@ def checkout(client, product, email="ada@example.com", name="Ada Lovelace"):
     order = Order.objects.get(email=email)
     assert response["Location"] == order.get_absolute_url()
     return order
+
+
+def place_order(product, quantity=2):
+    """The same order through the shop's service, without the pages (and outside a request)."""
+    return services.place_order(
+        customer_name="Ada Lovelace",
+        email="ada@example.com",
+        shipping_address="12 Analytical Row",
+        items=[(product, quantity)],
+    )
 
 
 def confirmation_job(order):

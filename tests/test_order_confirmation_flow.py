@@ -14,7 +14,7 @@ from jobs.models import Job
 from notifications.tasks import send_order_confirmation
 from shop import services
 from shop.models import Order
-from tests.flows import checkout, confirmation_job, wait_for_job_state
+from tests.flows import checkout, confirmation_job, place_order, wait_for_job_state
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -40,15 +40,6 @@ def test_checkout_sends_one_confirmation_email(client, broker, smtp_sink, start_
     assert len(smtp_sink.messages()) == 1
 
 
-def place_an_order(product):
-    return services.place_order(
-        customer_name="Ada Lovelace",
-        email="ada@example.com",
-        shipping_address="12 Analytical Row",
-        items=[(product, 1)],
-    )
-
-
 @contextmanager
 def serving_a_request():
     """What Django's WSGI handler and server do around a request: request_started when it
@@ -67,7 +58,7 @@ def serving_a_request():
 
 def test_a_requests_jobs_are_published_once_its_response_has_gone_out(broker, product):
     with serving_a_request():
-        order = place_an_order(product)
+        order = place_order(product)
         # Committed, and the customer's response can go: nothing waits for RabbitMQ yet.
         assert confirmation_job(order).state == Job.State.PENDING
         assert broker.depth("emails") == 0
@@ -75,7 +66,7 @@ def test_a_requests_jobs_are_published_once_its_response_has_gone_out(broker, pr
     assert broker.depth("emails") == 1
 
     # Outside a request (a worker, a management command, beat) there is no response to wait for.
-    order = place_an_order(product)
+    order = place_order(product)
     assert confirmation_job(order).state == Job.State.QUEUED
     assert broker.depth("emails") == 2
 
@@ -86,7 +77,7 @@ def test_the_publish_after_the_response_uses_the_requests_database_connection(br
     request. Here the signals are sent with Django's own receivers connected, as a server does."""
     assert connection.settings_dict["CONN_MAX_AGE"] == 0
     request_started.send(sender=WSGIHandler)
-    order = place_an_order(product)
+    order = place_order(product)
     request_finished.send(sender=WSGIHandler)
     assert connection.connection is None, "a connection was left open after the request"
     assert confirmation_job(order).state == Job.State.QUEUED
@@ -95,7 +86,7 @@ def test_the_publish_after_the_response_uses_the_requests_database_connection(br
 def test_publishing_at_the_commit_is_a_setting_away(broker, product, settings):
     settings.OUTBOX_PUBLISH_AFTER_RESPONSE = False
     with serving_a_request():
-        order = place_an_order(product)
+        order = place_order(product)
         assert confirmation_job(order).state == Job.State.QUEUED
         assert broker.depth("emails") == 1
 

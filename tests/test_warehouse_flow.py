@@ -22,11 +22,11 @@ from contracts import topology
 from jobs import deadletters as shop_deadletters
 from jobs.models import Job
 from notifications.outbox import get_message
-from shop import events, services
+from shop import events
 from shop.models import Order
 from tests import rabbitmq
 from tests.faults import TcpProxy
-from tests.flows import checkout
+from tests.flows import checkout, place_order
 from tests.processes import ROOT, ServiceProcess, wait_for
 from warehouse import deadletters as warehouse_deadletters
 from warehouse.store import Store
@@ -124,15 +124,6 @@ def start_shop_consumer(event_queues, service_env, tmp_path):
     yield start
     for consumer in started:
         consumer.stop()
-
-
-def place_order(product, quantity=2):
-    return services.place_order(
-        customer_name="Grace Hopper",
-        email="grace@example.com",
-        shipping_address="1 Harvard Yard",
-        items=[(product, quantity)],
-    )
 
 
 def shipped(order):
