@@ -1,0 +1,333 @@
+"""RabbitMQ 4 nodes for the tests and benchmarks: one node, or a cluster of three.
+
+They run from the Debian 13 tree that scripts/ensure-rabbitmq4.sh builds, beside whatever
+RabbitMQ the system has: every listener on 127.0.0.1 on ports of their own, and an epmd of
+their own (ERL_EPMD_PORT), so they never meet the system's broker or its node names.
+
+    python -m tests.rabbitmq_nodes start    # the suite's node; prints its broker URL
+    python -m tests.rabbitmq_nodes stop
+
+A cluster (`Cluster(3).start()`) is for one test run and is deleted when it stops; the suite's
+node keeps its data between runs like any installed broker (each test run has its own vhost).
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(os.environ.get("RABBITMQ4_ROOT", "/var/cache/shop-jobs/rabbitmq4-trixie"))
+EPMD_PORT = 4370
+# Inside the tree: where the nodes keep their data, logs and shared Erlang cookie.
+NODES_DIR = "/var/lib/shop-jobs-nodes"
+# The node `make test` runs the suite against.
+SUITE_NODE = {"name": "shopjobs4", "amqp_port": 5673, "management_port": 15673}
+CLUSTER_PORTS = 5681  # node N of a cluster listens on 5680+N, 15680+N and 25680+N
+CLUSTER_COOKIE = "shop-jobs-test-cluster-cookie"
+
+
+class NodeError(RuntimeError):
+    pass
+
+
+def tree_ready():
+    return (ROOT / ".ready").is_file()
+
+
+def version():
+    return (ROOT / ".ready").read_text().strip() if tree_ready() else None
+
+
+class Node:
+    """One RabbitMQ node: `name@localhost`, its config and data under NODES_DIR/name."""
+
+    def __init__(self, name, amqp_port, management_port, dist_port=None, cluster_with=()):
+        self.name = name
+        self.nodename = f"{name}@localhost"
+        self.amqp_port = amqp_port
+        self.management_port = management_port
+        self.dist_port = dist_port or amqp_port + 20000
+        self.cluster_with = tuple(cluster_with)
+        self.home = f"{NODES_DIR}/{name}"
+        self._process = None
+
+    # Paths as the node sees them (inside the tree) and as we see them (outside).
+    def outside(self, path):
+        return ROOT / path.lstrip("/")
+
+    @property
+    def url(self):
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}//"
+
+    @property
+    def management_url(self):
+        return f"http://127.0.0.1:{self.management_port}/api"
+
+    @property
+    def log_path(self):
+        return self.outside(f"{self.home}/server.log")
+
+    def env(self):
+        return {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            # The Erlang cookie is read from $HOME: one for all our nodes and their CLI.
+            "HOME": NODES_DIR,
+            "ERL_EPMD_PORT": str(EPMD_PORT),
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": f"{self.home}/rabbitmq.conf",
+            "RABBITMQ_ADVANCED_CONFIG_FILE": f"{self.home}/advanced.config",
+            "RABBITMQ_MNESIA_BASE": f"{self.home}/data",
+            "RABBITMQ_LOG_BASE": f"{self.home}/log",
+            "RABBITMQ_PID_FILE": f"{self.home}/node.pid",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{self.home}/enabled_plugins",
+        }
+
+    def write_config(self):
+        home = self.outside(self.home)
+        (home / "log").mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}",
+            "management.tcp.ip = 127.0.0.1",
+            f"management.tcp.port = {self.management_port}",
+            # guest may connect from 127.0.0.1, which is all these nodes listen on.
+            "loopback_users = none",
+            "log.file.level = info",
+        ]
+        if self.cluster_with:
+            lines += [
+                # The side of a partition that loses its majority stops serving and rejoins by
+                # itself once the network heals (the default, `ignore`, stays split).
+                "cluster_partition_handling = pause_minority",
+                "cluster_formation.peer_discovery_backend = classic_config",
+                *(
+                    f"cluster_formation.classic_config.nodes.{i} = {peer}"
+                    for i, peer in enumerate(self.cluster_with, 1)
+                ),
+            ]
+        (home / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
+        (home / "advanced.config").write_text(
+            "[{kernel, [{inet_dist_use_interface, {127,0,0,1}}"
+            + (", {net_ticktime, 10}" if self.cluster_with else "")
+            + "]}].\n"
+        )
+        (home / "enabled_plugins").write_text("[rabbitmq_management].\n")
+
+    def start(self):
+        if self.answers():
+            return self
+        self.write_config()
+        write_cookie()
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the node's own process keeps it)
+        self._process = subprocess.Popen(
+            in_tree(self.env(), "/usr/lib/rabbitmq/bin/rabbitmq-server"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        return self
+
+    def wait_ready(self, timeout=120):
+        """Return once the node runs RabbitMQ (its boot steps done, listeners open)."""
+        deadline = time.monotonic() + timeout
+        while not self.outside(self.env()["RABBITMQ_PID_FILE"]).exists():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise NodeError(f"{self.nodename} wrote no pid file; see {self.log_path}")
+            time.sleep(0.2)
+        while not self.answers():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise NodeError(f"{self.nodename} did not start; see {self.log_path}")
+            time.sleep(0.5)
+        return self
+
+    def _check_alive(self):
+        if self._process and self._process.poll() is not None:
+            raise NodeError(f"{self.nodename} exited at start; see {self.log_path}")
+
+    def answers(self):
+        try:
+            self.ctl("await_startup", "--timeout", "5", timeout=15)
+        except (NodeError, subprocess.TimeoutExpired):
+            return False
+        return True
+
+    def ctl(self, *args, timeout=60, tool="rabbitmqctl"):
+        """Run a RabbitMQ CLI command against this node; raise NodeError if it fails.
+
+        The CLI can hang for seconds while a cluster is partitioned: its whole process group
+        is killed at `timeout`.
+        """
+        process = subprocess.Popen(
+            in_tree(self.env(), f"/usr/lib/rabbitmq/bin/{tool}", "-n", self.nodename, *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        if process.returncode:
+            raise NodeError(f"{tool} {' '.join(args)} on {self.nodename}: {output.strip()}")
+        return output
+
+    def os_pid(self):
+        """The pid of the node's Erlang VM (what `kill -9` has to hit)."""
+        path = self.outside(self.env()["RABBITMQ_PID_FILE"])
+        return int(path.read_text().strip()) if path.exists() else None
+
+    def kill(self):
+        """SIGKILL the node's Erlang VM: the node dies at once, as in a power cut."""
+        pid = self.os_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_gone(pid)
+        self.outside(self.env()["RABBITMQ_PID_FILE"]).unlink(missing_ok=True)
+        if self._process:
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def stop(self):
+        """Stop the node cleanly if it answers; kill it if it does not."""
+        try:
+            self.ctl("stop", timeout=60)
+        except (NodeError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def delete_data(self):
+        shutil.rmtree(self.outside(self.home), ignore_errors=True)
+
+
+class Cluster:
+    """`size` nodes that form one cluster at start (classic peer discovery)."""
+
+    def __init__(self, size=3, prefix="shopjobsc", first_port=CLUSTER_PORTS):
+        names = [f"{prefix}{i}" for i in range(1, size + 1)]
+        peers = [f"{n}@localhost" for n in names]
+        self.nodes = [
+            Node(name, first_port + i, first_port + 10000 + i, cluster_with=peers)
+            for i, name in enumerate(names)
+        ]
+
+    @property
+    def url(self):
+        """Every node's URL, as Celery takes them: a client fails over to the next."""
+        return ";".join(node.url for node in self.nodes)
+
+    def node(self, nodename):
+        return next(n for n in self.nodes if n.nodename == nodename)
+
+    def start(self, timeout=180):
+        for node in self.nodes:
+            node.delete_data()
+            node.start()
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        self.wait_formed(timeout)
+        return self
+
+    def running_nodes(self, via):
+        output = via.ctl("cluster_status", "--formatter", "json", timeout=30)
+        import json
+
+        return set(json.loads(output[output.index("{") :])["running_nodes"])
+
+    def wait_formed(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        want = {n.nodename for n in self.nodes}
+        while True:
+            try:
+                if self.running_nodes(self.nodes[0]) == want:
+                    return
+            except (NodeError, subprocess.TimeoutExpired, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise NodeError(f"the cluster did not form; see {self.nodes[0].log_path}")
+            time.sleep(0.5)
+
+    def stop(self):
+        for node in self.nodes:
+            node.kill()
+            node.delete_data()
+
+
+def in_tree(env, *command):
+    """`command` run inside the tree with exactly `env`.
+
+    Erlang reads /proc (memory use), so the tree gets one, mounted in a mount namespace of the
+    command's own: it goes away with the command and is never left mounted on the machine.
+    """
+    return [
+        "unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', str(ROOT),
+        "env", "-i", *(f"{key}={value}" for key, value in env.items()), *command,
+    ]  # fmt: skip
+
+
+def write_cookie():
+    path = ROOT / NODES_DIR.lstrip("/") / ".erlang.cookie"
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CLUSTER_COOKIE)
+    path.chmod(0o400)
+
+
+def wait_gone(pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise NodeError(f"process {pid} outlived SIGKILL for {timeout}s")
+
+
+def suite_node():
+    return Node(**SUITE_NODE)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["start", "stop", "url"])
+    args = parser.parse_args(argv)
+    node = suite_node()
+    if args.command == "url":
+        print(node.url)
+        return 0
+    if not tree_ready():
+        print(
+            f"RabbitMQ 4 is not set up in {ROOT}: run scripts/ensure-rabbitmq4.sh", file=sys.stderr
+        )
+        return 1
+    if args.command == "stop":
+        node.stop()
+        return 0
+    if not node.answers():
+        print(f"==> starting RabbitMQ {version()} ({node.nodename})", file=sys.stderr)
+        node.start().wait_ready()
+    print(node.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
