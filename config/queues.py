@@ -1,23 +1,35 @@
 """The queue topology: the one place that knows exchanges, queues, routes and priorities.
 
-Every work queue is a RabbitMQ priority queue whose rejected messages are dead-lettered into a
-parking queue of its own, `<name>.dead`, where staff can inspect and replay them. Call sites
-never name a queue: a task reaches its queue, and gets its priority, through TASK_ROUTES.
+Every work queue dead-letters what its consumers reject into a parking queue of its own,
+`<name>.dead`, where staff can inspect and replay them. Call sites never name a queue: a task
+reaches its queue, and gets its priority, through TASK_ROUTES.
+
+Two topologies, chosen by JOBS_QUEUE_TYPE (docs/quorum-queues.md):
+- "classic" (the default, one RabbitMQ node): priority queues with ten levels;
+- "quorum" (production, a RabbitMQ 4 cluster): every queue replicated on a majority of nodes,
+  so losing a node loses no message. Quorum queues know two priority levels (0-4 normal,
+  5 and up high), which is what the routes below need: the customer's emails are high, bulk work
+  normal. RabbitMQ counts deliveries (the poison guard) and dead-letters at least once. The
+  work exchange is a topic exchange, so that a retry's countdown waits in the broker (Celery's
+  native delayed delivery) instead of in a worker's prefetch slot.
 """
 
 from kombu import Exchange, Queue
 
 from contracts import topology as event_topology
 
+QUEUE_TYPE = event_topology.QUEUE_TYPE
+QUORUM = QUEUE_TYPE == "quorum"
+
 # RabbitMQ priorities: higher is more urgent. Keep the range small, RabbitMQ keeps one
-# internal queue per level.
+# internal queue per level (classic queues; quorum queues refuse the argument).
 MAX_PRIORITY = 10
 PRIORITY_URGENT = 9  # a customer is waiting for it
 PRIORITY_HIGH = 7
 PRIORITY_NORMAL = 5
 PRIORITY_BULK = 1  # newsletters, regenerations: whatever can wait
 
-WORK_EXCHANGE = Exchange("jobs", type="direct", durable=True)
+WORK_EXCHANGE = Exchange("jobs", type="topic" if QUORUM else "direct", durable=True)
 DEAD_LETTER_EXCHANGE = Exchange("jobs.dead", type="direct", durable=True)
 
 EMAILS = "emails"
@@ -37,16 +49,15 @@ def dead_letter_queue_name(queue_name):
 
 def work_queue(name):
     """A durable priority queue that dead-letters what its consumers reject."""
+    arguments = event_topology.dead_lettering_arguments(DEAD_LETTER_EXCHANGE.name, name)
+    if not QUORUM:
+        arguments["x-max-priority"] = MAX_PRIORITY
     return Queue(
         name,
         exchange=WORK_EXCHANGE,
         routing_key=name,
         durable=True,
-        queue_arguments={
-            "x-max-priority": MAX_PRIORITY,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-            "x-dead-letter-routing-key": name,
-        },
+        queue_arguments=arguments,
     )
 
 
@@ -57,6 +68,7 @@ def dead_letter_queue(queue_name):
         exchange=DEAD_LETTER_EXCHANGE,
         routing_key=queue_name,
         durable=True,
+        queue_arguments=event_topology.parking_arguments(),
     )
 
 

@@ -15,9 +15,49 @@ PRECONDITION_FAILED), which is why the arguments live here, once, for both sides
 subscriber's code learns a new version, and only then (see README.md, "Rolling out a v2").
 """
 
+import os
 from dataclasses import dataclass
 
 from kombu import Exchange, Queue, binding
+
+# RabbitMQ's queue type for every queue of both sides: "classic" on a single node, "quorum" for
+# queues replicated across a cluster that survive the loss of a node (docs/quorum-queues.md).
+# Both sides must agree: RabbitMQ refuses a queue declared again with other arguments.
+QUEUE_TYPE = os.environ.get("JOBS_QUEUE_TYPE", "classic")
+QUEUE_TYPES = ("classic", "quorum")
+if QUEUE_TYPE not in QUEUE_TYPES:
+    raise ValueError(f"JOBS_QUEUE_TYPE must be one of {QUEUE_TYPES}, not {QUEUE_TYPE!r}")
+# On quorum queues RabbitMQ counts how often a message was handed out and came back unfinished
+# (a consumer's connection lost with it, a reject with requeue). Past this many, the message is
+# dead-lettered instead of being handed out again: the broker's own guard against a message
+# that takes down whoever consumes it. RabbitMQ's default is 20.
+DELIVERY_LIMIT = 10
+
+
+def dead_lettering_arguments(dead_letter_exchange, routing_key, queue_type=QUEUE_TYPE):
+    """The arguments of a queue whose rejected messages go to `dead_letter_exchange`."""
+    arguments = {
+        "x-dead-letter-exchange": dead_letter_exchange,
+        "x-dead-letter-routing-key": routing_key,
+    }
+    if queue_type == "quorum":
+        arguments |= {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            # By default a quorum queue dead-letters at most once: a message is dropped if
+            # its parking queue cannot take it at that moment (a node down). At least once,
+            # the message stays until the parking queue confirms it; that needs
+            # reject-publish, so a full queue refuses new messages instead of dropping its head.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+    return arguments
+
+
+def parking_arguments(queue_type=QUEUE_TYPE):
+    """The arguments of a parking queue: replicated too, on quorum, so no node takes it along."""
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+
 
 EXCHANGE = Exchange("events", type="topic", durable=True)
 DEAD_LETTER_EXCHANGE = Exchange("events.dead", type="direct", durable=True)
@@ -36,10 +76,7 @@ class Subscription:
             self.name,
             [binding(EXCHANGE, routing_key=event_type) for event_type in self.reads],
             durable=True,
-            queue_arguments={
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-                "x-dead-letter-routing-key": self.name,
-            },
+            queue_arguments=dead_lettering_arguments(DEAD_LETTER_EXCHANGE.name, self.name),
         )
 
     @property
@@ -49,6 +86,7 @@ class Subscription:
             exchange=DEAD_LETTER_EXCHANGE,
             routing_key=self.name,
             durable=True,
+            queue_arguments=parking_arguments(),
         )
 
     @property

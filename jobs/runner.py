@@ -15,6 +15,7 @@ Tasks subclass nothing themselves; they are declared with `base=JobTask` and cal
 """
 
 import logging
+import math
 import os
 import random
 import socket
@@ -260,4 +261,8 @@ class JobTask(Task):
         a replay can start afresh and waiting for a busy job costs nothing; Celery's own
         limit is lifted for this one call.
         """
+        if queues.QUORUM:
+            # Celery's native delayed delivery (quorum topology) waits whole seconds, at least
+            # one: it refuses a shorter countdown and cuts a longer one down to the second.
+            seconds = max(1, math.ceil(seconds))
         return self.retry(exc=exc, countdown=seconds, max_retries=self.request.retries + 1)
