@@ -1,0 +1,209 @@
+"""The production broker: a 3-node RabbitMQ 4 cluster with quorum queues (JOBS_QUEUE_TYPE=quorum).
+
+A node is killed for real (SIGKILL of its Erlang VM) while customers check out over HTTP, then
+started again. Every process (web server, worker, beat) is given every node's URL and fails
+over by itself. What we count: orders whose checkout failed or was slow, confirmations lost,
+confirmations sent twice, dead letters.
+
+One cluster serves the module (about 10 s to start); tests delete the queues they used.
+"""
+
+import collections
+import threading
+import time
+import urllib.parse
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from config import queues
+from jobs.models import Job, JobEvent
+from notifications.jobs import ORDER_CONFIRMATION
+from shop.models import Order
+from tests import rabbitmq, rabbitmq_nodes
+from tests.browser.servers import WebServer
+from tests.components import missing
+from tests.faults import free_port
+from tests.processes import Beat, Worker, wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+ORDERS = 200
+CHECKOUT_CLIENTS = 2
+# The sweeper looks for stranded jobs every second and republishes those older than a second.
+FAST_SWEEP = {"OUTBOX_SWEEP_INTERVAL_SECONDS": "1", "OUTBOX_REPUBLISH_AFTER_SECONDS": "1"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not rabbitmq_nodes.tree_ready():
+        missing("RabbitMQ 4", "run scripts/ensure-rabbitmq4.sh as root (make test does)")
+    cluster = rabbitmq_nodes.Cluster(3)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def management(node):
+    return rabbitmq.ManagementAPI(node.url, node.management_url)
+
+
+def queue_info(cluster, name):
+    """The management API's view of queue `name`, asked of the first node that answers."""
+    for node in cluster.nodes:
+        try:
+            return management(node).call("GET", f"/queues/%2F/{urllib.parse.quote(name)}")
+        except OSError:
+            continue
+    raise AssertionError(f"no node of the cluster answers about {name}")
+
+
+@pytest.fixture
+def cluster_env(cluster, service_env):
+    """Environment for this test's processes: the quorum topology on every node of the cluster."""
+    yield dict(service_env, CELERY_BROKER_URL=cluster.url, JOBS_QUEUE_TYPE="quorum", **FAST_SWEEP)
+    # The next test starts from no queues at all, as a fresh deployment does.
+    api = management(next(n for n in cluster.nodes if n.answers()))
+    for queue in api.call("GET", "/queues/%2F"):
+        api.call("DELETE", f"/queues/%2F/{urllib.parse.quote(queue['name'], safe='')}")
+
+
+@pytest.fixture
+def cluster_processes(cluster_env, tmp_path, database_url):
+    started = []
+
+    def start(process):
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+class ClusterWorker(Worker):
+    """A worker on the cluster. The test process's Celery app is bound to the suite's broker
+    (conftest), so readiness is read from the worker's log instead of a ping."""
+
+    def __init__(self, env, log_path):
+        super().__init__(None, (queues.EMAILS, queues.MAINTENANCE), env, log_path)
+
+    def wait_ready(self, timeout=60):
+        def ready():
+            self.assert_running()
+            return f"{self.nodename} ready." in self.log()
+
+        wait_for(ready, timeout, message=f"worker {self.nodename} to be ready")
+
+
+class Customers:
+    """Customers checking out over HTTP, each with a session (cart) of their own."""
+
+    def __init__(self, web, product):
+        self.web = web
+        self.product = product
+        self.durations = []
+        self.failures = []
+        self.placed = 0
+        self._lock = threading.Lock()
+
+    def check_out(self, email):
+        """Add the product to a new cart, then check out; time the checkout alone."""
+        started, problem = None, None
+        try:
+            with httpx.Client(base_url=self.web.url, timeout=10) as client:
+                client.get(reverse("shop:product", args=[self.product.slug]))  # the CSRF cookie
+                token = {"csrfmiddlewaretoken": client.cookies["csrftoken"]}
+                client.post(
+                    reverse("shop:cart_add", args=[self.product.pk]), data={"quantity": 1, **token}
+                )
+                started = time.monotonic()
+                response = client.post(
+                    reverse("shop:checkout"),
+                    data={
+                        "customer_name": "C",
+                        "email": email,
+                        "shipping_address": "1 Row",
+                        **token,
+                    },
+                )
+                if response.status_code != 302:
+                    problem = f"{email}: {response.status_code}"
+        except (httpx.HTTPError, KeyError) as exc:
+            problem = f"{email}: {exc!r}"
+        with self._lock:
+            if started is not None:
+                self.durations.append(time.monotonic() - started)
+            if problem:
+                self.failures.append(problem)
+            else:
+                self.placed += 1
+
+    def run(self, emails, clients=CHECKOUT_CLIENTS):
+        threads = [
+            threading.Thread(target=lambda share: [self.check_out(e) for e in share],
+                             args=(emails[i::clients],))
+            for i in range(clients)
+        ]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def test_the_emails_leader_killed_mid_checkouts_loses_and_doubles_no_confirmation(
+    cluster, cluster_env, cluster_processes, smtp_sink, product, tmp_path
+):
+    worker = cluster_processes(ClusterWorker(cluster_env, tmp_path / "worker.log"))
+    cluster_processes(Beat(cluster_env, tmp_path / "beat.log", tmp_path / "beat.pid"))
+    web = cluster_processes(WebServer(free_port(), cluster_env, tmp_path / "web.log"))
+
+    leader = cluster.node(queue_info(cluster, queues.EMAILS)["leader"])
+    emails = [f"c{i}@example.com" for i in range(ORDERS)]
+    customers = Customers(web, product)
+    threads = customers.run(emails)
+
+    wait_for(
+        lambda: customers.placed >= ORDERS // 4, timeout=120, message="a quarter of the orders"
+    )
+    leader.kill()
+    killed_at = customers.placed
+    wait_for(lambda: customers.placed >= ORDERS // 2, timeout=120, message="half of the orders")
+    new_leader = queue_info(cluster, queues.EMAILS)["leader"]
+    leader.start().wait_ready()
+    restarted_at = customers.placed
+    for thread in threads:
+        thread.join()
+
+    assert customers.failures == [], f"checkouts failed: {customers.failures[:5]}"
+    assert len(customers.durations) == ORDERS
+    assert max(customers.durations) < 2, f"slowest checkout: {max(customers.durations):.2f}s"
+    assert new_leader != leader.nodename, "the emails queue had no new leader"
+    assert killed_at < restarted_at < ORDERS, "the node must go down and come back mid-stream"
+
+    def all_sent():
+        worker.assert_running()
+        return Job.objects.filter(kind=ORDER_CONFIRMATION.name, state=Job.State.SUCCEEDED).count()
+
+    wait_for(lambda: all_sent() == ORDERS, timeout=180, interval=1, message="every confirmation")
+    time.sleep(3)  # a message whose ack died with the node comes back: it must send nothing
+    sent = collections.Counter(m["to"] for m in smtp_sink.messages())
+    lost = [e for e in emails if sent[e] == 0]
+    doubled = {e: n for e, n in sent.items() if n > 1}
+    assert (lost, doubled) == ([], {})
+    assert Order.objects.count() == ORDERS
+
+    # Each order's timeline shows one success, whatever copies the failover made.
+    successes = collections.Counter(
+        JobEvent.objects.filter(
+            job__kind=ORDER_CONFIRMATION.name, kind=JobEvent.Kind.SUCCEEDED
+        ).values_list("job_id", flat=True)
+    )
+    assert len(successes) == ORDERS and set(successes.values()) == {1}
+    assert not Job.objects.filter(state=Job.State.FAILED).exists()
+    living = next(n for n in cluster.nodes if n.answers())
+    assert rabbitmq.queue_depth(living.url, queues.dead_letter_queue_name(queues.EMAILS)) == 0
+    # The restarted node is a member again, with a copy of the queue.
+    members = queue_info(cluster, queues.EMAILS)["members"]
+    assert leader.nodename in members and len(members) == 3
