@@ -172,10 +172,13 @@ def test_every_subscriber_reads_versions_that_have_a_schema_and_parks_what_it_re
         queue, parking = subscription.queues
         assert queue.durable and parking.durable
         assert {b.routing_key for b in queue.bindings} == set(subscription.reads)
-        assert queue.queue_arguments == {
-            "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE.name,
-            "x-dead-letter-routing-key": subscription.name,
-        }
+        arguments = queue.queue_arguments
+        assert arguments == topology.dead_lettering_arguments(
+            topology.DEAD_LETTER_EXCHANGE.name, subscription.name
+        )
+        assert arguments["x-dead-letter-exchange"] == topology.DEAD_LETTER_EXCHANGE.name
+        assert arguments["x-dead-letter-routing-key"] == subscription.name
+        assert parking.queue_arguments == topology.parking_arguments()
         assert (parking.name, parking.routing_key) == (f"{subscription.name}.dead", queue.name)
     assert topology.EXCHANGE.type == "topic" and topology.EXCHANGE.durable
 

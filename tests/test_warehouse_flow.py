@@ -54,9 +54,11 @@ class Warehouse(EventConsumerProcess):
 
     def __init__(self, broker_url, db_path, log_path):
         self.db_path = db_path
-        # Its own variables and nothing of the shop's environment.
+        # Its own variables and nothing of the shop's environment, but the queue type of the
+        # broker both use (contracts/topology.py).
+        shared = ("PATH", "HOME", "LANG", "RABBITMQ_QUEUE_TYPE")
         env = dict(
-            {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ},
+            {name: os.environ[name] for name in shared if name in os.environ},
             WAREHOUSE_BROKER_URL=broker_url,
             WAREHOUSE_DB_PATH=str(db_path),
             WAREHOUSE_DISPATCH_DELAY_SECONDS="0.5",
