@@ -95,6 +95,9 @@ def rabbitmq_vhost():
     yield broker
     celery_app.pool.force_close_all()
     proxy.stop()
+    # Whatever the run's outcome: a leftover test vhost would show in Flower and the
+    # management UI of whoever runs the suite.
+    api.delete_vhost(TEST_VHOST)
 
 
 @pytest.fixture

@@ -35,14 +35,18 @@ class ManagementAPI:
             payload = response.read()
         return json.loads(payload) if payload else None
 
-    def recreate_vhost(self, vhost):
-        """Start the test run from an empty vhost of its own: the demo's queues are elsewhere."""
-        name = urllib.parse.quote(vhost, safe="")
+    def delete_vhost(self, vhost):
+        """Delete `vhost` and everything in it; nothing if it does not exist."""
         try:
-            self.call("DELETE", f"/vhosts/{name}")
+            self.call("DELETE", f"/vhosts/{urllib.parse.quote(vhost, safe='')}")
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
                 raise
+
+    def recreate_vhost(self, vhost):
+        """Start the test run from an empty vhost of its own: the demo's queues are elsewhere."""
+        name = urllib.parse.quote(vhost, safe="")
+        self.delete_vhost(vhost)
         self.call("PUT", f"/vhosts/{name}", {})
         self.call(
             "PUT",
