@@ -4,7 +4,7 @@ Every work queue dead-letters what its consumers reject into a parking queue of 
 `<name>.dead`, where staff can inspect and replay them. Call sites never name a queue: a task
 reaches its queue, and gets its priority, through TASK_ROUTES.
 
-Two topologies, chosen by JOBS_QUEUE_TYPE (docs/quorum-queues.md):
+Two topologies, chosen by RABBITMQ_QUEUE_TYPE (docs/quorum-queues.md):
 - "classic" (the default, one RabbitMQ node): priority queues with ten levels;
 - "quorum" (production, a RabbitMQ 4 cluster): every queue replicated on a majority of nodes,
   so losing a node loses no message. Quorum queues know two priority levels (0-4 normal,

@@ -23,10 +23,10 @@ from kombu import Exchange, Queue, binding
 # RabbitMQ's queue type for every queue of both sides: "classic" on a single node, "quorum" for
 # queues replicated across a cluster that survive the loss of a node (docs/quorum-queues.md).
 # Both sides must agree: RabbitMQ refuses a queue declared again with other arguments.
-QUEUE_TYPE = os.environ.get("JOBS_QUEUE_TYPE", "classic")
+QUEUE_TYPE = os.environ.get("RABBITMQ_QUEUE_TYPE", "classic")
 QUEUE_TYPES = ("classic", "quorum")
 if QUEUE_TYPE not in QUEUE_TYPES:
-    raise ValueError(f"JOBS_QUEUE_TYPE must be one of {QUEUE_TYPES}, not {QUEUE_TYPE!r}")
+    raise ValueError(f"RABBITMQ_QUEUE_TYPE must be one of {QUEUE_TYPES}, not {QUEUE_TYPE!r}")
 # On quorum queues RabbitMQ counts how often a message was handed out and came back unfinished
 # (a consumer's connection lost with it, a reject with requeue). Past this many, the message is
 # dead-lettered instead of being handed out again: the broker's own guard against a message

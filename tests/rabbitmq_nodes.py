@@ -4,7 +4,7 @@ They run from the Debian 13 tree that scripts/ensure-rabbitmq4.sh builds, beside
 RabbitMQ the system has: every listener on 127.0.0.1 on ports of their own, and an epmd of
 their own (ERL_EPMD_PORT), so they never meet the system's broker or its node names.
 
-    python -m tests.rabbitmq_nodes start    # the suite's node; prints its broker URL
+    python -m tests.rabbitmq_nodes start    # the suite's node; prints its URLs for `env`
     python -m tests.rabbitmq_nodes stop
 
 A cluster (`Cluster(3).start()`) is for one test run and is deleted when it stops; the suite's
@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(os.environ.get("RABBITMQ4_ROOT", "/var/cache/shop-jobs/rabbitmq4-trixie"))
@@ -306,14 +307,19 @@ def suite_node():
     return Node(**SUITE_NODE)
 
 
+def node_at(broker_url):
+    """The suite's node if `broker_url` points at it, else None (the system's broker)."""
+    parts = urllib.parse.urlsplit(broker_url)
+    if parts.hostname in ("127.0.0.1", "localhost") and parts.port == SUITE_NODE["amqp_port"]:
+        return suite_node()
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["start", "stop", "url"])
+    parser.add_argument("command", choices=["start", "stop"])
     args = parser.parse_args(argv)
     node = suite_node()
-    if args.command == "url":
-        print(node.url)
-        return 0
     if not tree_ready():
         print(
             f"RabbitMQ 4 is not set up in {ROOT}: run scripts/ensure-rabbitmq4.sh", file=sys.stderr
@@ -325,7 +331,8 @@ def main(argv=None):
     if not node.answers():
         print(f"==> starting RabbitMQ {version()} ({node.nodename})", file=sys.stderr)
         node.start().wait_ready()
-    print(node.url)
+    # What a test run needs to use it, as `env` takes it.
+    print(f"CELERY_BROKER_URL={node.url} RABBITMQ_MANAGEMENT_URL={node.management_url}")
     return 0
 
 

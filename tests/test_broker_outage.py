@@ -11,6 +11,7 @@ import pytest
 
 from jobs import outbox
 from jobs.models import Job
+from tests import rabbitmq_nodes
 from tests.flows import checkout, confirmation_job, wait_for_job_state
 from tests.processes import wait_for
 
@@ -87,17 +88,21 @@ def test_checkout_does_not_hang_on_a_broker_that_stops_answering(
     assert recipients == ["first@example.com", "stalled@example.com"]
 
 
+# The node under test: the suite's RabbitMQ 4 node (tests/rabbitmq_nodes.py) or the system's.
+NODE = rabbitmq_nodes.node_at(os.environ.get("CELERY_BROKER_URL", ""))
+RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which("rabbitmqctl", path="/usr/sbin:/sbin")
+
+
 def rabbitmqctl(*args):
+    if NODE:
+        return NODE.ctl(*args, timeout=120)
     return subprocess.run(
         [RABBITMQCTL, *args], capture_output=True, text=True, timeout=120, check=True
     )
 
 
-RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which("rabbitmqctl", path="/usr/sbin:/sbin")
-
-
 @pytest.mark.skipif(
-    RABBITMQCTL is None or os.geteuid() != 0,
+    (NODE is None and RABBITMQCTL is None) or os.geteuid() != 0,
     reason="restarting RabbitMQ needs the local rabbitmqctl, as root",
 )
 def test_rabbitmq_restarted_during_checkouts_loses_and_doubles_nothing(
