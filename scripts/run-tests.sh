@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The test suite as `make test` runs it: on SQLite and, when one answers, on PostgreSQL.
+# The test suite as `make test` runs it, once per broker topology (docs/quorum-queues.md):
+#
+# - production: RabbitMQ 4 with quorum queues (RABBITMQ_QUEUE_TYPE=quorum), on SQLite, with the
+#   3-node cluster tests (tests/test_cluster.py). RabbitMQ 4 runs from the tree that
+#   scripts/ensure-rabbitmq4.sh builds, on ports of its own (tests/rabbitmq_nodes.py);
+# - the system's RabbitMQ with classic priority queues, on PostgreSQL when one answers.
 #
 # The two runs go side by side, each with a RabbitMQ vhost and a test database of its own:
 # most of a run is spent waiting on worker processes, the broker and the SMTP sink, so two
-# runs on 2 cores take little longer than one. The RabbitMQ restart test stops the machine's
-# broker for everyone, so it runs alone at the end (on SQLite).
+# runs on 2 cores take little longer than one. The RabbitMQ restart test stops its broker for
+# everyone on it, so it runs alone at the end (on RabbitMQ 4).
 #
 #   scripts/run-tests.sh [TEST_DATABASE_URL]
 set -uo pipefail
@@ -13,9 +18,12 @@ PY=${PYTHON:-.venv/bin/python}
 PG_URL=${1:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}
 VHOST=${TEST_RABBITMQ_VHOST:-shop_jobs_test}
 RESTART=tests/test_broker_outage.py::test_rabbitmq_restarted_during_checkouts_loses_and_doubles_nothing
-# Left out of the PostgreSQL run: a one-minute mail server outage, whose database side the
-# shorter outage tests run too.
-PG_DESELECT=(--deselect tests/test_worker_lifecycle.py::test_emails_wait_out_a_mail_server_outage_and_arrive_once)
+# Left out of the classic run: a one-minute mail server outage, whose database side the
+# shorter outage tests run too, and the cluster tests, which are about quorum queues.
+CLASSIC_DESELECT=(
+  --deselect tests/test_worker_lifecycle.py::test_emails_wait_out_a_mail_server_outage_and_arrive_once
+  --ignore tests/test_cluster.py
+)
 
 # Waits in the tests only bound a hang: give them room on a machine running two suites.
 export TEST_TIMEOUT_SCALE=${TEST_TIMEOUT_SCALE:-3}
@@ -27,29 +35,45 @@ run() {
   "$@" 2>&1 | sed -u "s/^/[$name] /"
 }
 
-echo "==> the suite on SQLite (vhost ${VHOST}_sqlite)"
-run sqlite env -u DATABASE_URL TEST_RABBITMQ_VHOST="${VHOST}_sqlite" \
-  TEST_SCREENSHOTS_DIR=test-results/screenshots/sqlite \
-  "$PY" -m pytest --deselect "$RESTART" &
-sqlite=$!
-
-postgres=
-if scripts/ensure-postgres.sh "$PG_URL"; then
-  echo "==> the suite on PostgreSQL, side by side (vhost ${VHOST}_postgres)"
-  run postgres env DATABASE_URL="$PG_URL" TEST_RABBITMQ_VHOST="${VHOST}_postgres" \
-    TEST_SCREENSHOTS_DIR=test-results/screenshots/postgres \
-    "$PY" -m pytest --deselect "$RESTART" "${PG_DESELECT[@]}" &
-  postgres=$!
+# RabbitMQ 4: its URLs, as `env` takes them (CELERY_BROKER_URL=... RABBITMQ_MANAGEMENT_URL=...).
+if scripts/ensure-rabbitmq4.sh >/dev/null && rabbitmq4=$("$PY" -m tests.rabbitmq_nodes start); then
+  # shellcheck disable=SC2206 # its words are the variables
+  quorum_env=($rabbitmq4 RABBITMQ_QUEUE_TYPE=quorum)
+elif [ "${CI:-}" = true ]; then
+  echo "==> FAILED: RabbitMQ 4 could not be set up (scripts/ensure-rabbitmq4.sh)" >&2
+  exit 1
+else
+  echo "==> RabbitMQ 4 could not be set up (scripts/ensure-rabbitmq4.sh says why): both runs" >&2
+  echo "    use the system's broker with classic queues, and the cluster tests are skipped" >&2
+  quorum_env=(RABBITMQ_QUEUE_TYPE=classic)
 fi
+
+echo "==> ${quorum_env[*]}, SQLite (vhost ${VHOST}_quorum)"
+run quorum env -u DATABASE_URL "${quorum_env[@]}" TEST_RABBITMQ_VHOST="${VHOST}_quorum" \
+  TEST_SCREENSHOTS_DIR=test-results/screenshots/quorum \
+  "$PY" -m pytest --deselect "$RESTART" &
+quorum=$!
 
 failed=()
-wait "$sqlite" || failed+=(sqlite)
-if [ -n "$postgres" ]; then
-  wait "$postgres" || failed+=(postgres)
+classic_db=(env -u DATABASE_URL)
+db_name=SQLite
+if scripts/ensure-postgres.sh "$PG_URL"; then
+  classic_db=(env DATABASE_URL="$PG_URL")
+  db_name=PostgreSQL
+elif [ "${CI:-}" = true ]; then
+  failed+=("no PostgreSQL at $PG_URL")
 fi
+echo "==> classic queues on the system's RabbitMQ, $db_name, side by side (vhost ${VHOST}_classic)"
+run classic "${classic_db[@]}" RABBITMQ_QUEUE_TYPE=classic TEST_RABBITMQ_VHOST="${VHOST}_classic" \
+  TEST_SCREENSHOTS_DIR=test-results/screenshots/classic \
+  "$PY" -m pytest --deselect "$RESTART" "${CLASSIC_DESELECT[@]}" &
+classic=$!
+
+wait "$quorum" || failed+=(quorum)
+wait "$classic" || failed+=(classic)
 
 echo "==> the RabbitMQ restart test, alone"
-run restart env -u DATABASE_URL TEST_RABBITMQ_VHOST="${VHOST}_restart" \
+run restart env -u DATABASE_URL "${quorum_env[@]}" TEST_RABBITMQ_VHOST="${VHOST}_restart" \
   "$PY" -m pytest -q "$RESTART" || failed+=(restart)
 
 if [ ${#failed[@]} -gt 0 ]; then
