@@ -12,7 +12,8 @@ if [ -e "$target" ]; then
   exit 1
 fi
 
-# URL-safe secrets: they go into amqp:// and postgres:// URLs as they are.
+# URL-safe secrets: they go into amqp:// and postgres:// URLs as they are (the cookie does
+# not, but the broker's entrypoint takes the same characters).
 secret() { LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$1"; }
 
 umask 077
@@ -23,6 +24,9 @@ SECRET_KEY=$(secret 50)
 POSTGRES_PASSWORD=$(secret 24)
 RABBITMQ_USER=shop_jobs
 RABBITMQ_PASSWORD=$(secret 24)
+# The Erlang cookie the three RabbitMQ nodes (and rabbitmqctl) authenticate each other with.
+# Changing it means stopping every node, then starting them all with the new one.
+RABBITMQ_CLUSTER_COOKIE=$(secret 40)
 FLOWER_USER=admin
 FLOWER_PASSWORD=$(secret 16)
 
