@@ -6,6 +6,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from amqp.exceptions import NotFound
 from kombu import Connection
 
 
@@ -84,8 +85,15 @@ def peek(broker_url, queue, limit=100):
         return found
 
 
-def purge(broker_url, queues):
+def purge(broker_url, queues, missing_ok=()):
+    """Empty `queues`; those in `missing_ok` may not exist (yet)."""
     with Connection(broker_url) as connection:
-        channel = connection.default_channel
+        channel = connection.channel()
         for queue in queues:
-            channel.queue_purge(queue)
+            try:
+                channel.queue_purge(queue)
+            except NotFound:
+                if queue not in missing_ok:
+                    raise
+                channel = connection.channel()  # RabbitMQ closed the one that asked
+        channel.close()
