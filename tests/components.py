@@ -9,8 +9,9 @@ import os
 import pytest
 
 
-def missing(what, how_to_get_it):
+def missing(what, how_to_get_it, allow_module_level=False):
+    """Skip the test (or the module) because `what` is not here; fail it under CI=true."""
     message = f"{what} is missing: {how_to_get_it}"
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=allow_module_level)

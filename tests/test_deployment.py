@@ -30,6 +30,7 @@ from django.core.management import get_commands, load_command_class
 
 from config import queues
 from tests import rabbitmq_nodes
+from tests.components import missing
 from tests.processes import ROOT
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
@@ -743,10 +744,10 @@ def compose_cli():
 def compose_config(env_file):
     cli = compose_cli()
     if cli is None:
-        pytest.skip(
-            "docker/compose.yaml not validated: neither docker-compose nor `docker compose` is "
-            "installed (make test installs Debian's docker-compose when run as root; or: "
-            "sudo apt-get install --no-install-recommends docker-compose)"
+        missing(
+            "docker-compose or `docker compose` (to validate docker/compose.yaml)",
+            "make test installs Debian's docker-compose when run as root; or: "
+            "sudo apt-get install --no-install-recommends docker-compose",
         )
     # Only the env file counts: none of the variables compose.yaml reads comes from this process.
     referenced = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))

@@ -29,14 +29,16 @@ from media_jobs import video, video_previews
 from media_jobs.jobs import POSTER_AND_PREVIEW
 from media_jobs.models import ProductVideo
 from shop.models import Product
+from tests.components import missing
 from tests.processes import ROOT, wait_for
 from tests.test_video_decisions import LIMITS, MP4, MP4_HEAD
 
 if not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
     # One line in the summary, for this module and test_video_flow.py (which imports it).
-    pytest.skip(
-        "ffmpeg is not installed, the video tests are skipped: run scripts/ensure-ffmpeg.sh as "
-        "root, or sudo apt-get install -y --no-install-recommends ffmpeg",
+    missing(
+        "ffmpeg (the video tests)",
+        "run scripts/ensure-ffmpeg.sh as root, or sudo apt-get install -y "
+        "--no-install-recommends ffmpeg",
         allow_module_level=True,
     )
 

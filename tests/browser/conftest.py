@@ -27,6 +27,7 @@ from config import queues
 from config.celery import app as celery_app
 from notifications.sink import DEFAULT_CONTROLS
 from tests.browser.servers import WebServer, database_url
+from tests.components import missing
 from tests.faults import free_port
 from tests.processes import ROOT, SmtpSink, Worker
 
@@ -59,11 +60,12 @@ def chromium():
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
-        pytest.skip(SKIP_REASON + "playwright is not installed (pip install -r requirements.txt)")
+        missing(SKIP_REASON + "playwright", "pip install -r requirements.txt")
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(
-            f"{SKIP_REASON}no Chromium at {CHROMIUM}; install it with "
-            "scripts/ensure-chromium.sh (as root) or: sudo apt-get install -y chromium"
+        missing(
+            f"{SKIP_REASON}Chromium at {CHROMIUM}",
+            "install it with scripts/ensure-chromium.sh (as root) or: "
+            "sudo apt-get install -y chromium",
         )
     # Playwright's sync API keeps an asyncio loop running in this thread while the browser is
     # open, and Django's ORM refuses to run "in an async context". It is safe here: nothing but
@@ -77,7 +79,7 @@ def chromium():
         except Error as exc:
             playwright.stop()
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            pytest.skip(f"{SKIP_REASON}Playwright could not start {CHROMIUM}: {first_line}")
+            missing(f"{SKIP_REASON}a Chromium that starts", f"{CHROMIUM}: {first_line}")
         shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # this run's screenshots only
         yield browser
         browser.close()
