@@ -39,6 +39,7 @@ run() {
 if scripts/ensure-rabbitmq4.sh >/dev/null && rabbitmq4=$("$PY" -m tests.rabbitmq_nodes start); then
   # shellcheck disable=SC2206 # its words are the variables
   quorum_env=($rabbitmq4 RABBITMQ_QUEUE_TYPE=quorum)
+  quorum_name="quorum queues on RabbitMQ 4"
 elif [ "${CI:-}" = true ]; then
   echo "==> FAILED: RabbitMQ 4 could not be set up (scripts/ensure-rabbitmq4.sh)" >&2
   exit 1
@@ -46,9 +47,10 @@ else
   echo "==> RabbitMQ 4 could not be set up (scripts/ensure-rabbitmq4.sh says why): both runs" >&2
   echo "    use the system's broker with classic queues, and the cluster tests are skipped" >&2
   quorum_env=(RABBITMQ_QUEUE_TYPE=classic)
+  quorum_name="classic queues on the system's RabbitMQ"
 fi
 
-echo "==> ${quorum_env[*]}, SQLite (vhost ${VHOST}_quorum)"
+echo "==> $quorum_name, SQLite (vhost ${VHOST}_quorum)"
 run quorum env -u DATABASE_URL "${quorum_env[@]}" TEST_RABBITMQ_VHOST="${VHOST}_quorum" \
   TEST_SCREENSHOTS_DIR=test-results/screenshots/quorum \
   "$PY" -m pytest --deselect "$RESTART" &
