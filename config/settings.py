@@ -200,7 +200,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_HEARTBEAT = 30
+# A client notices a node that went silent (a partition, a dead network path) after about two
+# heartbeats without an answer, and fails over to the next URL.
+CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 30)
 # A publish that fails is not retried at length inside a web request: the outbox
 # (jobs/outbox.py) keeps the job and the sweeper publishes it again later.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

@@ -9,6 +9,8 @@ their own (ERL_EPMD_PORT), so they never meet the system's broker or its node na
 
 A cluster (`Cluster(3).start()`) is for one test run and is deleted when it stops; the suite's
 node keeps its data between runs like any installed broker (each test run has its own vhost).
+`Cluster(3, network=Network(...))` runs each node as a host of its own, in a network namespace
+with its own address, so that a test can cut one off from the others (a partition).
 """
 
 import argparse
@@ -44,11 +46,19 @@ def version():
 
 
 class Node:
-    """One RabbitMQ node: `name@localhost`, its config and data under NODES_DIR/name."""
+    """One RabbitMQ node: `name@host`, its config and data under NODES_DIR/name.
 
-    def __init__(self, name, amqp_port, management_port, dist_port=None, cluster_with=()):
+    Without `host` the node runs on this machine's loopback as `name@localhost`; with one (a
+    `Host` of a `Network`) it runs in the host's network namespace, at the host's address.
+    """
+
+    def __init__(
+        self, name, amqp_port, management_port, dist_port=None, cluster_with=(), host=None
+    ):
         self.name = name
-        self.nodename = f"{name}@localhost"
+        self.host = host
+        self.address = host.address if host else "127.0.0.1"
+        self.nodename = f"{name}@{host.name if host else 'localhost'}"
         self.amqp_port = amqp_port
         self.management_port = management_port
         self.dist_port = dist_port or amqp_port + 20000
@@ -56,17 +66,23 @@ class Node:
         self.home = f"{NODES_DIR}/{name}"
         self._process = None
 
+    @property
+    def netns(self):
+        # The CLI runs there too: from the node's own host it reaches the node whatever
+        # partition the test made.
+        return self.host.netns if self.host else None
+
     # Paths as the node sees them (inside the tree) and as we see them (outside).
     def outside(self, path):
         return ROOT / path.lstrip("/")
 
     @property
     def url(self):
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}//"
+        return f"amqp://guest:guest@{self.address}:{self.amqp_port}//"
 
     @property
     def management_url(self):
-        return f"http://127.0.0.1:{self.management_port}/api"
+        return f"http://{self.address}:{self.management_port}/api"
 
     @property
     def log_path(self):
@@ -94,10 +110,11 @@ class Node:
         home = self.outside(self.home)
         (home / "log").mkdir(parents=True, exist_ok=True)
         lines = [
-            f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}",
-            "management.tcp.ip = 127.0.0.1",
+            f"listeners.tcp.1 = {self.address}:{self.amqp_port}",
+            f"management.tcp.ip = {self.address}",
             f"management.tcp.port = {self.management_port}",
-            # guest may connect from 127.0.0.1, which is all these nodes listen on.
+            # guest may connect from anywhere: these nodes listen on loopback or on a network
+            # of the test's own.
             "loopback_users = none",
             "log.file.level = info",
         ]
@@ -114,7 +131,9 @@ class Node:
             ]
         (home / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
         (home / "advanced.config").write_text(
-            "[{kernel, [{inet_dist_use_interface, {127,0,0,1}}"
+            "[{kernel, [{inet_dist_use_interface, {"
+            + self.address.replace(".", ",")
+            + "}}"
             + (", {net_ticktime, 10}" if self.cluster_with else "")
             + "]}].\n"
         )
@@ -127,7 +146,7 @@ class Node:
         write_cookie()
         log = open(self.log_path, "ab")  # noqa: SIM115 (the node's own process keeps it)
         self._process = subprocess.Popen(
-            in_tree(self.env(), "/usr/lib/rabbitmq/bin/rabbitmq-server"),
+            in_tree(self.env(), "/usr/lib/rabbitmq/bin/rabbitmq-server", netns=self.netns),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -169,7 +188,14 @@ class Node:
         is killed at `timeout`.
         """
         process = subprocess.Popen(
-            in_tree(self.env(), f"/usr/lib/rabbitmq/bin/{tool}", "-n", self.nodename, *args),
+            in_tree(
+                self.env(),
+                f"/usr/lib/rabbitmq/bin/{tool}",
+                "-n",
+                self.nodename,
+                *args,
+                netns=self.netns,
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -220,12 +246,14 @@ class Node:
 class Cluster:
     """`size` nodes that form one cluster at start (classic peer discovery)."""
 
-    def __init__(self, size=3, prefix="shopjobsc", first_port=CLUSTER_PORTS):
+    def __init__(self, size=3, prefix="shopjobsc", first_port=CLUSTER_PORTS, network=None):
         names = [f"{prefix}{i}" for i in range(1, size + 1)]
-        peers = [f"{n}@localhost" for n in names]
+        self.network = network
+        hosts = network.hosts if network else [None] * size
+        peers = [f"{n}@{h.name if h else 'localhost'}" for n, h in zip(names, hosts, strict=True)]
         self.nodes = [
-            Node(name, first_port + i, first_port + 10000 + i, cluster_with=peers)
-            for i, name in enumerate(names)
+            Node(name, first_port + i, first_port + 10000 + i, cluster_with=peers, host=host)
+            for i, (name, host) in enumerate(zip(names, hosts, strict=True))
         ]
 
     @property
@@ -237,6 +265,8 @@ class Cluster:
         return next(n for n in self.nodes if n.nodename == nodename)
 
     def start(self, timeout=180):
+        if self.network:
+            self.network.create()
         for node in self.nodes:
             node.delete_data()
             node.start()
@@ -268,15 +298,94 @@ class Cluster:
         for node in self.nodes:
             node.kill()
             node.delete_data()
+        if self.network:
+            self.network.delete()
 
 
-def in_tree(env, *command):
-    """`command` run inside the tree with exactly `env`.
+class Host:
+    """A host of a `Network`: a network namespace with one address on the network's bridge."""
+
+    def __init__(self, name, address, netns, link):
+        self.name = name
+        self.address = address
+        self.netns = netns
+        self.link = link  # its cable: the bridge's end of its veth pair
+
+
+class Network:
+    """Hosts on one switch, each in a network namespace of its own, and this machine on it too.
+
+    The switch is a bridge in a namespace of its own; each host, and this machine's root
+    namespace, is plugged into it by a veth pair. Taking a host's cable out (`cut`) isolates
+    it from every other host and from the clients here, as a failed switch port would: its
+    packets are dropped, nobody gets a reset. Names resolve through the tree's /etc/hosts.
+    Everything lives in namespaces this object makes, on a subnet of its own, and `delete`
+    removes it all.
+    """
+
+    def __init__(self, size=3, prefix="sj", subnet="10.99.0"):
+        self.prefix = prefix
+        self.subnet = subnet
+        self.switch = f"{prefix}-switch"
+        self.hosts = [
+            Host(f"{prefix}host{i}", f"{subnet}.{10 + i}", f"{prefix}-host{i}", f"{prefix}-port{i}")
+            for i in range(1, size + 1)
+        ]
+        self.here = f"{subnet}.1"
+
+    def create(self):
+        self.delete()
+        ip("netns", "add", self.switch)
+        ip("-n", self.switch, "link", "add", "bridge", "type", "bridge")
+        ip("-n", self.switch, "link", "set", "bridge", "up")
+        # This machine (the tests, the web server, the workers) on the switch.
+        self._plug(f"{self.prefix}-here", f"{self.prefix}-port0", None, self.here)
+        for host in self.hosts:
+            ip("netns", "add", host.netns)
+            ip("-n", host.netns, "link", "set", "lo", "up")
+            self._plug(f"{self.prefix}-eth", host.link, host.netns, host.address)
+        hosts_file = ROOT / "etc/hosts"
+        lines = [
+            line
+            for line in hosts_file.read_text().splitlines()
+            if not line.endswith(f" # {self.prefix} test network")
+        ]
+        lines += [f"{h.address} {h.name} # {self.prefix} test network" for h in self.hosts]
+        hosts_file.write_text("\n".join(lines) + "\n")
+
+    def _plug(self, inside, port, netns, address):
+        ip("link", "add", inside, "type", "veth", "peer", "name", port, "netns", self.switch)
+        ip("-n", self.switch, "link", "set", port, "master", "bridge", "up")
+        where = ["-n", netns] if netns else []
+        if netns:
+            ip("link", "set", inside, "netns", netns)
+        ip(*where, "addr", "add", f"{address}/24", "dev", inside)
+        ip(*where, "link", "set", inside, "up")
+
+    def cut(self, host):
+        ip("-n", self.switch, "link", "set", host.link, "down")
+
+    def heal(self, host):
+        ip("-n", self.switch, "link", "set", host.link, "up")
+
+    def delete(self):
+        # Deleting a namespace deletes the veth ends in it, and with them their peers.
+        for netns in [self.switch, *(h.netns for h in self.hosts)]:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
+
+
+def in_tree(env, *command, netns=None):
+    """`command` run inside the tree with exactly `env` (and in network namespace `netns`).
 
     Erlang reads /proc (memory use), so the tree gets one, mounted in a mount namespace of the
     command's own: it goes away with the command and is never left mounted on the machine.
     """
     return [
+        *(["ip", "netns", "exec", netns] if netns else []),
         "unshare", "--mount", "--propagation", "private", "--",
         "sh", "-c", 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', str(ROOT),
         "env", "-i", *(f"{key}={value}" for key, value in env.items()), *command,

@@ -9,6 +9,8 @@ One cluster serves the module (about 10 s to start); tests delete the queues the
 """
 
 import collections
+import os
+import shutil
 import threading
 import time
 import urllib.parse
@@ -37,28 +39,46 @@ CHECKOUT_CLIENTS = 2
 # Each client waits this long between two checkouts, so that the stream outlasts the node's
 # kill and restart (about 25 s for 200 orders).
 PACE_SECONDS = 0.2
+# The partition: how long the leader's host is cut off, and how soon clients notice a silent
+# node (about two heartbeats). The orders are fewer: the stream must outlast the partition.
+PARTITION_SECONDS = 20
+HEARTBEAT = 4
+PARTITION_ORDERS = 160
 # The sweeper looks for stranded jobs every second and republishes those older than a second.
 FAST_SWEEP = {"OUTBOX_SWEEP_INTERVAL_SECONDS": "1", "OUTBOX_REPUBLISH_AFTER_SECONDS": "1"}
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def running(cluster):
     if not rabbitmq_nodes.tree_ready():
         missing("RabbitMQ 4", "run scripts/ensure-rabbitmq4.sh as root (make test does)")
-    cluster = rabbitmq_nodes.Cluster(3)
     try:
         yield cluster.start()
     finally:
         cluster.stop()
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """Three nodes on this machine's loopback."""
+    yield from running(rabbitmq_nodes.Cluster(3))
+
+
+@pytest.fixture(scope="module")
+def networked_cluster():
+    """Three nodes, each a host of its own on a network the test can cut (needs root)."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        missing("root and iproute2's `ip`", "network namespaces make the cluster's hosts")
+    network = rabbitmq_nodes.Network(3)
+    yield from running(rabbitmq_nodes.Cluster(3, prefix="shopjobsn", network=network))
+
+
 def management(node):
     return rabbitmq.ManagementAPI(node.url, node.management_url)
 
 
-def queue_info(cluster, name):
+def queue_info(cluster, name, nodes=None):
     """The management API's view of queue `name`, asked of the first node that answers."""
-    for node in cluster.nodes:
+    for node in nodes or cluster.nodes:
         try:
             return management(node).call("GET", f"/queues/%2F/{urllib.parse.quote(name)}")
         except OSError:
@@ -66,18 +86,27 @@ def queue_info(cluster, name):
     raise AssertionError(f"no node of the cluster answers about {name}")
 
 
-def queue_leader(cluster, name):
-    """The node serving queue `name`: its leader (quorum), or the node it lives on (classic)."""
-    info = queue_info(cluster, name)
+def queue_leader(cluster, name, nodes=None):
+    """The node serving queue `name`: its leader (quorum), or the node it lives on (classic),
+    as the first of `nodes` (default: all) that answers sees it."""
+    info = queue_info(cluster, name, nodes)
     return info.get("leader") or info["node"]
+
+
+def quorum_env(cluster, service_env, **extra):
+    """Environment for this test's processes: the quorum topology on every node of `cluster`."""
+    return dict(
+        service_env,
+        CELERY_BROKER_URL=cluster.url,
+        RABBITMQ_QUEUE_TYPE="quorum",
+        **FAST_SWEEP,
+        **extra,
+    )
 
 
 @pytest.fixture
 def cluster_env(cluster, service_env):
-    """Environment for this test's processes: the quorum topology on every node of the cluster."""
-    yield dict(
-        service_env, CELERY_BROKER_URL=cluster.url, RABBITMQ_QUEUE_TYPE="quorum", **FAST_SWEEP
-    )
+    yield quorum_env(cluster, service_env)
     # The next test starts from no queues at all, as a fresh deployment does.
     api = management(next(n for n in cluster.nodes if n.answers()))
     for queue in api.call("GET", "/queues/%2F"):
@@ -110,6 +139,11 @@ class ClusterWorker(Worker):
             return f"{self.nodename} ready." in self.log()
 
         wait_for(ready, timeout, message=f"worker {self.nodename} to be ready")
+
+
+def sent_confirmations(worker):
+    worker.assert_running()
+    return Job.objects.filter(kind=ORDER_CONFIRMATION.name, state=Job.State.SUCCEEDED).count()
 
 
 class Customers:
@@ -204,12 +238,13 @@ def test_the_emails_leader_killed_mid_checkouts_loses_and_doubles_no_confirmatio
     for thread in threads:
         thread.join()
 
-    def all_sent():
-        worker.assert_running()
-        return Job.objects.filter(kind=ORDER_CONFIRMATION.name, state=Job.State.SUCCEEDED).count()
-
     try:
-        wait_for(lambda: all_sent() == ORDERS, timeout=120, interval=1, message="confirmations")
+        wait_for(
+            lambda: sent_confirmations(worker) == ORDERS,
+            timeout=120,
+            interval=1,
+            message="confirmations",
+        )
     except AssertionError:
         pass  # the count below says which were lost
     time.sleep(3)  # a message whose ack died with the node comes back: it must send nothing
@@ -279,3 +314,49 @@ def test_a_message_handed_out_too_often_is_parked_by_the_broker_not_dropped(clus
     [parked] = rabbitmq.peek(url, "test.poison.dead")
     [death] = parked["headers"]["x-death"]
     assert (death["queue"], death["reason"]) == ("test.poison", "delivery_limit")
+
+
+def test_the_emails_leader_cut_off_by_a_partition_loses_and_doubles_nothing(
+    networked_cluster, service_env, cluster_processes, smtp_sink, product, tmp_path
+):
+    """The network, not the node, fails: the emails queue's leader is cut off from the other
+    nodes and from every client for PARTITION_SECONDS, then plugged back in. Nobody gets a
+    reset: clients learn it from missed heartbeats (HEARTBEAT here), the majority elects a new
+    leader, the cut-off node pauses itself (pause_minority) and rejoins once it can."""
+    cluster, network = networked_cluster, networked_cluster.network
+    env = quorum_env(cluster, service_env, CELERY_BROKER_HEARTBEAT=str(HEARTBEAT))
+    worker = cluster_processes(ClusterWorker(env, tmp_path / "worker.log"))
+    cluster_processes(Beat(env, tmp_path / "beat.log", tmp_path / "beat.pid"))
+    web = cluster_processes(WebServer(free_port(), env, tmp_path / "web.log"))
+
+    leader = cluster.node(queue_leader(cluster, queues.EMAILS))
+    emails = [f"p{i}@example.com" for i in range(PARTITION_ORDERS)]
+    customers = Customers(web, product)
+    threads = customers.run(emails)
+    wait_for(lambda: customers.placed >= PARTITION_ORDERS // 4, timeout=120, message="orders")
+    network.cut(leader.host)
+    cut_at = customers.placed
+    time.sleep(PARTITION_SECONDS)
+    others = [n for n in cluster.nodes if n is not leader]
+    new_leader = queue_leader(cluster, queues.EMAILS, nodes=others)
+    network.heal(leader.host)
+    healed_at = customers.placed
+    for thread in threads:
+        thread.join()
+
+    wait_for(lambda: cluster.running_nodes(others[0]) == {n.nodename for n in cluster.nodes},
+             timeout=120, interval=1, message="the cut-off node to rejoin")  # fmt: skip
+    try:
+        wait_for(lambda: sent_confirmations(worker) == PARTITION_ORDERS, timeout=120, interval=1)
+    except AssertionError:
+        pass  # the count below says which were lost
+    time.sleep(3)
+    sent = collections.Counter(m["to"] for m in smtp_sink.messages())
+    lost = [e for e in emails if sent[e] == 0]
+    doubled = {e: n for e, n in sent.items() if n > 1}
+    assert (lost, doubled) == ([], {})
+    assert customers.failures == [], f"checkouts failed: {customers.failures[:5]}"
+    assert max(customers.durations) < 2, f"slowest checkout: {max(customers.durations):.2f}s"
+    assert cut_at < healed_at < PARTITION_ORDERS, "the partition must fall mid-stream"
+    assert new_leader != leader.nodename, "the majority elected no new leader"
+    assert not Job.objects.filter(state=Job.State.FAILED).exists()
