@@ -59,10 +59,28 @@ class Environment:
     dir: Path
     broker_url: str
     database_url: str
+    # The broker without the vhost, and its management API: what wait_for_broker() asks.
+    broker_root_url: str = BROKER_URL
+    management_api: str = MANAGEMENT_API
+    # For processes on another broker or topology than this process's (broker_side()): more
+    # environment variables for them, and the Celery app that publishes to and controls them.
+    extra_env: dict = field(default_factory=dict)
+    celery_app: object = None
+    queue_type: str | None = None  # None: this process's (config.queues.QUEUE_TYPE)
 
     def service_env(self, **extra):
         """Environment for a process of the benchmark (web, worker, sink)."""
-        return {**os.environ, **{k: str(v) for k, v in extra.items()}}
+        return {**os.environ, **self.extra_env, **{k: str(v) for k, v in extra.items()}}
+
+    @property
+    def app(self):
+        """The Celery app that publishes to this environment's broker and controls its workers:
+        the shop's own (config.celery), unless the environment is another broker's."""
+        if self.celery_app is not None:
+            return self.celery_app
+        from config.celery import app
+
+        return app
 
     def log(self, name):
         return self.dir / f"{name}.log"
@@ -217,10 +235,12 @@ def start_worker(
     environment (e.g. a variant's settings). With wait=False it is only spawned: wait_ready()
     it, with others started beside it (on 2 cores, starting them side by side is faster).
     """
-    from config.celery import app
-
     worker = Worker(
-        app, queues, env=env.service_env(**extra), log_path=env.log(name), concurrency=concurrency
+        env.app,
+        queues,
+        env=env.service_env(**extra),
+        log_path=env.log(name),
+        concurrency=concurrency,
     )
     worker.args[worker.args.index("config")] = app_module
     worker.args += list(args)
@@ -236,14 +256,19 @@ def wait_ready(*processes):
         retry_on_broker_drop(process.wait_ready)
 
 
-def start_email_workers(env, name, sides):
+def start_email_workers(env, name, sides, envs=None):
     """An SMTP sink, and a worker per side ({label: start_worker options}) that sends to it.
 
-    Returns (sink, {label: worker}); stopped at the end of the `running()` block around it.
+    `envs` ({label: Environment}) runs a side's worker on a broker of its own (broker_side());
+    the others run in `env`. Returns (sink, {label: worker}); stopped at the end of the
+    `running()` block around it.
     """
+    envs = envs or {}
     sink = start_sink(env, f"{name}-sink")
     workers = {
-        label: start_worker(env, f"{name}-{n}", EMAIL_PORT=sink.port, wait=False, **options)
+        label: start_worker(
+            envs.get(label, env), f"{name}-{n}", EMAIL_PORT=sink.port, wait=False, **options
+        )
         for n, (label, options) in enumerate(sides.items())
     }
     wait_ready(*workers.values())
@@ -315,21 +340,23 @@ def stop_all(processes):
 BROKER_ERRORS = (OSError, AMQPError, KombuOperationalError)  # socket errors are OSErrors
 
 
-def broker_answers():
+def broker_answers(broker_url=BROKER_URL, management_api=MANAGEMENT_API):
     try:
-        rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API).call("GET", "/overview")
-        with Connection(BROKER_URL, connect_timeout=2) as connection:
+        rabbitmq.ManagementAPI(broker_url, management_api).call("GET", "/overview")
+        with Connection(broker_url, connect_timeout=2) as connection:
             connection.connect()
     except Exception:
         return False
     return True
 
 
-def wait_for_broker(timeout=300):
-    wait_for(broker_answers, timeout, interval=1, message="RabbitMQ to answer")
+def wait_for_broker(timeout=300, env=None):
+    """Wait until the broker answers: the system's, or `env`'s (broker_side())."""
+    where = (env.broker_root_url, env.management_api) if env else (BROKER_URL, MANAGEMENT_API)
+    wait_for(lambda: broker_answers(*where), timeout, interval=1, message="RabbitMQ to answer")
 
 
-def retry_on_broker_drop(run, attempts=4):
+def retry_on_broker_drop(run, attempts=4, env=None):
     """Run `run()` again if the broker connection drops under it.
 
     Other people's tests on this machine restart RabbitMQ's app (`rabbitmqctl stop_app`), which
@@ -343,7 +370,7 @@ def retry_on_broker_drop(run, attempts=4):
             if attempt == attempts:
                 raise
             say(f"broker connection dropped ({exc!r}); taking this measurement again")
-            wait_for_broker()
+            wait_for_broker(env=env)
             time.sleep(5)  # workers reconnect with a back-off of their own
     return None
 
@@ -396,19 +423,81 @@ def publish(app, task_name, args_list, **options):
     return time.perf_counter() - started
 
 
-def bulk_publisher():
+def shop_app(name, broker_url=None, queue_type=None, confirms=True):
+    """A Celery app with the shop's settings (config/settings.py), not the current app.
+
+    `broker_url` and `queue_type` point it at another broker and topology than this process's
+    (broker_side()): its queues are then that topology's, as config/queues.py declares them
+    under that RABBITMQ_QUEUE_TYPE. confirms=False publishes
+    without waiting for RabbitMQ's confirm of each message.
+    """
+    from celery import Celery
+
+    app = Celery(name, set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    if broker_url:
+        # Celery prefers the CELERY_BROKER_URL environment variable (this process's broker) to
+        # broker_url, and the read and write URLs to both.
+        app.conf.update(
+            broker_url=broker_url, broker_read_url=broker_url, broker_write_url=broker_url
+        )
+    if queue_type:
+        from config import queues
+
+        app.conf.update(
+            task_queues=[queues.work_queue(name, queue_type) for name in queues.WORK_QUEUE_NAMES],
+            task_default_exchange_type=queues.work_exchange(queue_type).type,
+        )
+    if not confirms:
+        app.conf.broker_transport_options = {}
+    return app
+
+
+def bulk_publisher(env=None):
     """The shop's Celery app, minus what makes each publish wait: for filling queues fast.
 
     Same settings, routes and priorities, so the messages on the queue are the ones the shop
     publishes; only the publisher does not wait for RabbitMQ's confirm of each message. Used
-    where publishing is set-up, not what is measured.
+    where publishing is set-up, not what is measured. With `env` of broker_side(), on that
+    side's broker and topology.
     """
-    from celery import Celery
+    if env is not None and env.queue_type is not None:
+        return shop_app("bench-bulk", env.broker_url, env.queue_type, confirms=False)
+    return shop_app("bench-bulk", confirms=False)
 
-    app = Celery("bench-bulk", set_as_current=False)
-    app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.conf.broker_transport_options = {}
-    return app
+
+@contextmanager
+def broker_side(env, node_urls, management_api, queue_type, vhost):
+    """An Environment like `env` whose processes run on another broker and/or topology.
+
+    `node_urls` are the broker's nodes (a cluster's every node: Celery and kombu fail over from
+    one to the next), `management_api` one node's API. The vhost is created empty and deleted
+    when the block ends (stop the side's processes inside it). The side's processes get
+    CELERY_BROKER_URL and RABBITMQ_QUEUE_TYPE; `.app` publishes to them and controls them with
+    the queue arguments of `queue_type`, whatever this process's own topology is.
+    """
+    api = rabbitmq.ManagementAPI(node_urls[0], management_api)
+    api.recreate_vhost(vhost)
+    url = ";".join(rabbitmq.with_vhost(node_url, vhost) for node_url in node_urls)
+    app = shop_app(f"bench-{queue_type}", url, queue_type)
+    side = Environment(
+        dir=env.dir,
+        broker_url=url,
+        database_url=env.database_url,
+        broker_root_url=node_urls[0],
+        management_api=management_api,
+        extra_env={"CELERY_BROKER_URL": url, "RABBITMQ_QUEUE_TYPE": queue_type},
+        celery_app=app,
+        queue_type=queue_type,
+    )
+    try:
+        yield side
+    finally:
+        app.close()
+        try:
+            api.call("DELETE", f"/vhosts/{urllib.parse.quote(vhost, safe='')}")
+        except OSError as exc:
+            say(f"could not delete the vhost {vhost}: {exc!r}")
 
 
 def pause_consumers(app, workers, queue, env):
@@ -441,9 +530,7 @@ def refill(env, queue, workers, publisher, task_name, args_list):
     Returns the publish's seconds. Checked again before every run: a worker that reconnected
     after a broker restart consumes its queues again.
     """
-    from config.celery import app
-
-    pause_consumers(app, workers, queue, env)
+    pause_consumers(env.app, workers, queue, env)
     purge(env, queue)
     return publish(publisher, task_name, args_list)
 

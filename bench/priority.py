@@ -64,7 +64,6 @@ GOAL_SCENARIO = "no-op newsletters"
 
 
 def run(env):
-    from config.celery import app
     from config.queues import PRIORITY_BULK
 
     filler = bulk_publisher()
@@ -72,30 +71,9 @@ def run(env):
         _sink, workers = start_email_workers(env, NAME, worker_sides())
 
         def one_round(worker, priority_options, backlog, seconds):
-            def once():
-                order_ids = make_orders(CONFIRMATIONS)
-                newsletters = [(f"newsletter-{i}", seconds) for i in range(backlog)]
-                refill(env, QUEUE, workers.values(), filler, "jobs.noop", newsletters)
-                consume(app, worker, QUEUE, True)
-                published, confirmed = {}, {}
-                for pk in order_ids:
-                    time.sleep(SPACING)
-                    published[pk] = time.time()
-                    app.send_task(CONFIRMATION, args=(pk,), **priority_options)
-                    confirmed[pk] = time.time()  # RabbitMQ confirmed it (confirm_publish)
-                backlog_left = depth(env, QUEUE)
-                started = wait_for_starts(order_ids)
-                consume(app, worker, QUEUE, False)
-                purge(env, QUEUE)
-                return {
-                    "waits_ms": [(started[pk] - published[pk]) * 1000 for pk in order_ids],
-                    "publish_ms": [(confirmed[pk] - published[pk]) * 1000 for pk in order_ids],
-                    "backlog_left_at_last_publish": backlog_left,
-                }
-
-            result = retry_on_broker_drop(once)
-            say(f"p99 wait {percentile(result['waits_ms'], 99):.1f} ms")
-            return result
+            return confirmations_behind(
+                env, worker, workers.values(), filler, priority_options, backlog, seconds
+            )
 
         by_scenario = {}
         for scenario, (backlog, seconds, left_out) in SCENARIOS.items():
@@ -110,6 +88,42 @@ def run(env):
                     sides[name] = lambda i, w=w, b=backlog, s=seconds: one_round(w, {}, b, s)
             by_scenario[scenario] = alternate(sides, ROUNDS)
     return report(by_scenario)
+
+
+def confirmations_behind(env, worker, paused, filler, priority_options, backlog, seconds):
+    """One round: CONFIRMATIONS confirmations published while `worker` works off `backlog`
+    newsletters of `seconds` each, in `env` (its broker, its topology).
+
+    The queue is filled by `filler` while none of `paused` (every worker on it) consumes it;
+    `priority_options` go with each confirmation's publish ({} for its routed priority).
+    Returns the waits, the publishes' share of them, and the backlog left at the last publish.
+    """
+    app = env.app
+
+    def once():
+        order_ids = make_orders(CONFIRMATIONS)
+        newsletters = [(f"newsletter-{i}", seconds) for i in range(backlog)]
+        refill(env, QUEUE, paused, filler, "jobs.noop", newsletters)
+        consume(app, worker, QUEUE, True)
+        published, confirmed = {}, {}
+        for pk in order_ids:
+            time.sleep(SPACING)
+            published[pk] = time.time()
+            app.send_task(CONFIRMATION, args=(pk,), **priority_options)
+            confirmed[pk] = time.time()  # RabbitMQ confirmed it (confirm_publish)
+        backlog_left = depth(env, QUEUE)
+        started = wait_for_starts(order_ids)
+        consume(app, worker, QUEUE, False)
+        purge(env, QUEUE)
+        return {
+            "waits_ms": [(started[pk] - published[pk]) * 1000 for pk in order_ids],
+            "publish_ms": [(confirmed[pk] - published[pk]) * 1000 for pk in order_ids],
+            "backlog_left_at_last_publish": backlog_left,
+        }
+
+    result = retry_on_broker_drop(once, env=env)
+    say(f"p99 wait {percentile(result['waits_ms'], 99):.1f} ms")
+    return result
 
 
 def wait_for_starts(order_ids):

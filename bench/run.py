@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import harness
 
-BENCHMARKS = ["checkout_latency", "throughput", "priority", "thumbnails", "reports"]
+BENCHMARKS = ["checkout_latency", "throughput", "priority", "thumbnails", "reports", "queue_types"]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 

@@ -95,8 +95,6 @@ def setups():
 
 
 def run(env):
-    from config.celery import app
-
     all_setups = setups()
     with running():
         sink, workers = start_email_workers(
@@ -107,16 +105,11 @@ def run(env):
 
         def measure(setup, task_name, args_list):
             """One run: fill the queue, then drain it; returns the rates."""
-
-            def once():
-                same_queue = [s.worker for s in all_setups.values() if s.queue == setup.queue]
-                published = refill(env, setup.queue, same_queue, setup.app, task_name, args_list)
-                drained = drain(app, setup.worker, setup.queue, len(args_list))
-                return {"publish": len(args_list) / published, "worker": len(args_list) / drained}
-
-            rates = retry_on_broker_drop(once)
-            say(f"{task_name}: {rates['worker']:.0f}/s ({setup.label})")
-            return rates
+            same_queue = [s.worker for s in all_setups.values() if s.queue == setup.queue]
+            return fill_and_drain(
+                env, setup.worker, same_queue, setup.app, setup.queue, task_name, args_list,
+                setup.label,
+            )  # fmt: skip
 
         per_run = NOOPS // ROUNDS
         say(f"{NAME}: {NOOPS} no-ops per side in {ROUNDS} runs, {len(all_setups)} sides")
@@ -145,6 +138,23 @@ def run(env):
         )
         mail_count = len(sink.messages())
     return report(all_setups, noops, emails, mail_count)
+
+
+def fill_and_drain(env, worker, paused, publisher, queue, task_name, args_list, label):
+    """One run in `env`: `publisher` fills `queue` with `task_name` once per args while none of
+    `paused` (every worker on it) consumes it, then `worker` drains it.
+
+    Returns the rates: {"publish": tasks/s, "worker": tasks/s}.
+    """
+
+    def once():
+        published = refill(env, queue, paused, publisher, task_name, args_list)
+        drained = drain(env.app, worker, queue, len(args_list))
+        return {"publish": len(args_list) / published, "worker": len(args_list) / drained}
+
+    rates = retry_on_broker_drop(once, env=env)
+    say(f"{task_name}: {rates['worker']:.0f}/s ({label})")
+    return rates
 
 
 def report(all_setups, noops, emails, mail_count):

@@ -29,7 +29,12 @@ PRIORITY_HIGH = 7
 PRIORITY_NORMAL = 5
 PRIORITY_BULK = 1  # newsletters, regenerations: whatever can wait
 
-WORK_EXCHANGE = Exchange("jobs", type="topic" if QUORUM else "direct", durable=True)
+
+def work_exchange(queue_type=QUEUE_TYPE):
+    return Exchange("jobs", type="topic" if queue_type == "quorum" else "direct", durable=True)
+
+
+WORK_EXCHANGE = work_exchange()
 DEAD_LETTER_EXCHANGE = Exchange("jobs.dead", type="direct", durable=True)
 
 EMAILS = "emails"
@@ -47,14 +52,14 @@ def dead_letter_queue_name(queue_name):
     return f"{queue_name}.dead"
 
 
-def work_queue(name):
+def work_queue(name, queue_type=QUEUE_TYPE):
     """A durable priority queue that dead-letters what its consumers reject."""
-    arguments = event_topology.dead_lettering_arguments(DEAD_LETTER_EXCHANGE.name, name)
-    if not QUORUM:
+    arguments = event_topology.dead_lettering_arguments(DEAD_LETTER_EXCHANGE.name, name, queue_type)
+    if queue_type != "quorum":
         arguments["x-max-priority"] = MAX_PRIORITY
     return Queue(
         name,
-        exchange=WORK_EXCHANGE,
+        exchange=work_exchange(queue_type),
         routing_key=name,
         durable=True,
         queue_arguments=arguments,
