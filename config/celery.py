@@ -13,6 +13,21 @@ app.autodiscover_tasks()
 
 
 @worker_init.connect
+def refuse_unrouted_tasks(sender=None, **kwargs):
+    """Stop a worker that knows a task config/queues.py does not route, naming it."""
+    from config.queues import unrouted
+
+    missing = unrouted(app.tasks)
+    if missing:
+        # SystemExit, not an exception: Celery logs and swallows what a signal handler raises.
+        raise SystemExit(
+            f"The worker will not start: task(s) without a route in config/queues.py "
+            f"TASK_ROUTES: {', '.join(missing)}. Add each to TASK_ROUTES with its queue and "
+            "priority."
+        )
+
+
+@worker_init.connect
 def declare_queues_before_consuming(sender=None, **kwargs):
     from config.queues import declare_topology
 

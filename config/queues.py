@@ -105,8 +105,9 @@ TASK_ROUTES = {
     "suppliers.fetch_supplier_prices": route(INTEGRATIONS),
     "suppliers.fetch_all_suppliers": route(INTEGRATIONS, PRIORITY_HIGH),
     "jobs.noop": route(EMAILS, PRIORITY_BULK),
-    "jobs.demo_poison_pill": route(MAINTENANCE, PRIORITY_BULK),
-    "jobs.demo_runaway": route(MAINTENANCE, PRIORITY_BULK),
+    # The demo's misbehaving jobs (demo/tasks.py), where the demo is installed.
+    "demo.poison_pill": route(MAINTENANCE, PRIORITY_BULK),
+    "demo.runaway": route(MAINTENANCE, PRIORITY_BULK),
     "jobs.republish_pending_jobs": route(MAINTENANCE, PRIORITY_HIGH),
     "celery.backend_cleanup": route(MAINTENANCE),
     # A parcel waits on it, a supplier feed does not: the warehouse hears of an order first.
@@ -130,6 +131,18 @@ _PARKING = {dead_letter_queue_name(q.name) for q in EVENT_QUEUES}
 EVENT_QUEUE_NAMES = tuple(q.name for q in EVENT_QUEUES if q.name not in _PARKING)
 # Parking queues of the shop's event consumers, with what each consumer reads.
 EVENT_DEAD_LETTER_QUEUES = {SHOP_EVENTS.parking_queue.name: SHOP_EVENTS}
+
+
+def unrouted(task_names):
+    """The tasks of `task_names` that TASK_ROUTES does not name, sorted.
+
+    Such a task would land on the default queue with no priority, silently: the worker refuses
+    to start with one (config/celery.py). Celery's own tasks (`celery.*`) run only as parts of
+    canvases this project does not publish, except those routed above.
+    """
+    return sorted(
+        name for name in task_names if name not in TASK_ROUTES and not name.startswith("celery.")
+    )
 
 
 def declare_topology(connection):
