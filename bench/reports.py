@@ -2,7 +2,7 @@
 report function called directly in a plain process.
 
 The database is filled once with ORDERS orders of 1 to 4 lines over the last 180 days, the way
-`seed_demo --orders` does it (shop.management.commands.seed_demo.seed_order_history). Each
+`seed_demo --orders` does it (demo.order_history.seed_order_history). Each
 run builds the report of that whole range, alternating run by run:
 
 - in-process (baseline): one Python process (bench/plain.py), Django set up, calls
@@ -54,8 +54,8 @@ BASELINE = "in-process"
 def run(env):
     from django.utils import timezone
 
+    from demo.order_history import HISTORY_DAYS, seed_order_history
     from shop import reports, services
-    from shop.management.commands.seed_demo import HISTORY_DAYS, seed_order_history
 
     with running():
         # The worker boots while the orders are written: on 2 cores, side by side is faster.

@@ -77,6 +77,12 @@ INSTALLED_APPS = [
     "media_jobs",
     "suppliers",
 ]
+# The demo's stand-ins (demo/: the SMTP sink and its outbox, the supplier site, the knobs,
+# seed_demo). On with DEBUG; production leaves them out, except where a container runs one of
+# them (compose's smtp-sink: DEMO=1).
+DEMO = env_bool("DEMO", DEBUG)
+if DEMO:
+    INSTALLED_APPS.append("demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -105,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "shop.context_processors.site",
+                *(["demo.context_processors.demo"] if DEMO else []),
             ],
         },
     },

@@ -6,7 +6,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("jobs.urls")),
-    path("outbox/", include("notifications.urls")),
     path("staff/reports/", include("shop.report_urls")),
     path("staff/images/", include("media_jobs.urls")),
     path("newsletter/", include("notifications.subscription_urls")),
@@ -14,6 +13,10 @@ urlpatterns = [
     path("staff/suppliers/", include("suppliers.urls")),
     path("", include("shop.urls")),
 ]
+
+if "demo" in settings.INSTALLED_APPS:
+    # The demo's pages (/outbox/, /staff/demo/, the supplier site's knobs) where it is installed.
+    urlpatterns.insert(0, path("", include("demo.urls")))
 
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -4,7 +4,8 @@ import uuid
 
 from celery import current_app
 
-from jobs.tasks import demo_poison_pill, noop
+from demo.tasks import poison_pill
+from jobs.tasks import noop
 
 
 def flood(count, seconds_each=0.02):
@@ -18,4 +19,4 @@ def flood(count, seconds_each=0.02):
 
 def poison():
     """A job that kills its worker every time: watch it land in maintenance.dead."""
-    return demo_poison_pill.delay(uuid.uuid4().hex[:8])
+    return poison_pill.delay(uuid.uuid4().hex[:8])

@@ -1,4 +1,4 @@
-"""Read back what the SMTP sink stored (notifications/sink.py): the data of the /outbox/ pages.
+"""Read back what the SMTP sink stored (demo/smtp_sink.py): the data of the /outbox/ pages.
 
 Anything can end up in a Maildir, so nothing here trusts a message to be well formed: a
 broken one is shown as well as it can be, never allowed to break the page.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP
 
-from jobs.controlfile import read_json_object, write_json_atomically
+from demo.controlfile import read_json_object, write_json_atomically
 
 log = logging.getLogger(__name__)
 

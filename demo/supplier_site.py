@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from jobs.controlfile import read_json_object, write_json_atomically
+from demo.controlfile import read_json_object, write_json_atomically
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ DEMO_SUPPLIER_NAME = "Demo Supplier (local site)"
 def demo_products():
     """{sku: {"name", "price", "stock"}} for the local supplier site, from the demo catalog."""
     # Imported here: seed_demo imports this module, and this module needs its catalog.
-    from shop.management.commands.seed_demo import CATALOG
+    from demo.catalog import CATALOG
 
     products = {}
     for index, (name, _description, price) in enumerate(CATALOG):

@@ -1,23 +1,30 @@
-"""The outbox: what the local SMTP sink received, for developers. It only exists under DEBUG."""
+"""The demo's pages: the outbox (what the local SMTP sink received) and the knobs of the
+stand-ins. They exist only under DEBUG: mail holds customers' names and addresses, and the
+knobs break things on purpose."""
 
 from functools import wraps
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
 
-from notifications.outbox import get_message, list_messages, message_keys
+from demo import controls, supplier_site
+from demo.forms import FloodForm, SinkControlsForm, SiteControlsForm
+from demo.maildir import get_message, list_messages, message_keys
+from demo.smtp_sink import read_controls, update_controls
 
 # The newest messages only: a demo newsletter alone puts 10,000 in the outbox.
 OUTBOX_PAGE_SIZE = 200
 
 
 def debug_only(view):
-    # Mail holds customers' names and addresses: never serve it from a real deployment.
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not settings.DEBUG:
-            raise Http404("The outbox only exists when DEBUG is on.")
+            raise Http404("The demo's pages only exist when DEBUG is on.")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -31,7 +38,7 @@ def outbox(request):
         "total": len(message_keys(settings.SMTP_SINK_DIR)),
         "maildir": settings.SMTP_SINK_DIR,
     }
-    return render(request, "notifications/outbox.html", context)
+    return render(request, "demo/outbox.html", context)
 
 
 @debug_only
@@ -39,4 +46,49 @@ def outbox_message(request, key):
     mail = get_message(settings.SMTP_SINK_DIR, key)
     if mail is None:
         raise Http404("No such message in the outbox.")
-    return render(request, "notifications/outbox_message.html", {"mail": mail})
+    return render(request, "demo/outbox_message.html", {"mail": mail})
+
+
+@staff_member_required
+@debug_only
+@require_http_methods(["GET", "POST"])
+def demo_controls(request):
+    sink = read_controls(settings.SMTP_SINK_CONTROL)
+    sink_form = SinkControlsForm(initial=sink)
+    flood_form = FloodForm()
+    action = request.POST.get("action")
+    if action == "sink":
+        sink_form = SinkControlsForm(request.POST)
+        if sink_form.is_valid():
+            update_controls(settings.SMTP_SINK_CONTROL, **sink_form.cleaned_data)
+            messages.success(request, "The SMTP sink uses the new settings from its next message.")
+            return redirect("demo:demo_controls")
+    elif action == "flood":
+        flood_form = FloodForm(request.POST)
+        if flood_form.is_valid():
+            count = controls.flood(**flood_form.cleaned_data)
+            messages.success(request, f"{count} low-priority filler jobs queued on emails.")
+            return redirect("demo:demo_controls")
+    elif action == "poison":
+        controls.poison()
+        messages.success(request, "A poison pill is on its way to the maintenance worker.")
+        return redirect("demo:demo_controls")
+    context = {"controls": sink, "sink_form": sink_form, "flood_form": flood_form}
+    return render(request, "demo/demo_controls.html", context)
+
+
+@staff_member_required
+@debug_only
+@require_POST
+def site_controls(request):
+    """Turn the local supplier site's knobs, from the staff suppliers page."""
+    form = SiteControlsForm(request.POST)
+    if form.is_valid():
+        supplier_site.update_controls(settings.SUPPLIER_SITE_CONTROL, **form.cleaned_data)
+        messages.success(
+            request, "The local supplier site uses the new settings from its next page."
+        )
+    else:
+        problems = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
+        messages.error(request, f"The supplier site's knobs were not changed: {problems}")
+    return redirect("suppliers:suppliers")

@@ -1,14 +1,8 @@
-import os
-import signal
 import time
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 
 from jobs import outbox
-from jobs.errors import PermanentError
-from jobs.runner import JobTask
 
 
 @shared_task(name="jobs.republish_pending_jobs", soft_time_limit=60, time_limit=90)
@@ -23,36 +17,3 @@ def noop(label="", seconds=0):
     if seconds:
         time.sleep(min(seconds, 10))
     return label
-
-
-@shared_task(
-    bind=True, base=JobTask, name="jobs.demo_poison_pill", soft_time_limit=30, time_limit=40
-)
-def demo_poison_pill(self, label):
-    """Kill the worker process that runs it: a poison message, for the demo and the tests.
-
-    Every delivery kills its worker process; task_retry_on_worker_lost publishes it again a
-    limited number of times, then it is dead-lettered instead of looping forever.
-    """
-    return self.run_once(f"poison:{label}", kill_this_process)
-
-
-def kill_this_process():
-    if not settings.DEBUG:
-        raise PermanentError("the poison pill only works in the demo (DEBUG)")
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-@shared_task(bind=True, base=JobTask, name="jobs.demo_runaway", soft_time_limit=1, time_limit=2)
-def demo_runaway(self, label):
-    """A job that ignores its soft time limit and runs on: the hard limit kills it, and it is
-    dead-lettered rather than requeued forever. For the demo and the tests."""
-    return self.run_once(f"runaway:{label}", run_forever)
-
-
-def run_forever():
-    while True:
-        try:
-            time.sleep(60)
-        except SoftTimeLimitExceeded:
-            continue  # what careless code does: swallow the warning and carry on

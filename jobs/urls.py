@@ -9,5 +9,4 @@ urlpatterns = [
     path("healthz/workers", views.healthz_workers, name="healthz_workers"),
     path("healthz/consumers", views.healthz_consumers, name="healthz_consumers"),
     path("staff/dashboard/", views.dashboard, name="dashboard"),
-    path("staff/demo/", views.demo_controls, name="demo_controls"),
 ]

@@ -7,5 +7,4 @@ urlpatterns = [
     path("", views.suppliers, name="suppliers"),
     path("<int:supplier_id>/fetch/", views.fetch_now, name="fetch_now"),
     path("runs/<int:pk>/", views.run_detail, name="run"),
-    path("site/", views.site_controls, name="site_controls"),
 ]

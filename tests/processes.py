@@ -193,12 +193,12 @@ class SmtpSink(ListeningProcess):
         super().__init__(args, env, log_path)
 
     def messages(self):
-        from notifications.outbox import list_messages
+        from demo.maildir import list_messages
 
         return list_messages(self.maildir)
 
     def set(self, **knobs):
-        from notifications.sink import update_controls
+        from demo.smtp_sink import update_controls
 
         update_controls(self.control, **knobs)
 

@@ -22,13 +22,13 @@ class SupplierSiteProcess(ListeningProcess):
         super().__init__(args, env, log_path)
 
     def set(self, **knobs):
-        from suppliers.site import update_controls
+        from demo.supplier_site import update_controls
 
         update_controls(self.control, **knobs)
 
     def sell(self, sku, price, stock, **more):
         """Put a product on the site, or change it: its price, stock, layout, status."""
-        from suppliers.site import set_product
+        from demo.supplier_site import set_product
 
         name = sku.replace("-", " ").title()
         set_product(self.control, sku, name=name, price=str(price), stock=stock, **more)

@@ -8,9 +8,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from kombu import Connection, Exchange, Producer
 
+from demo.tasks import poison_pill, runaway
 from jobs import deadletters
 from jobs.models import Job
-from jobs.tasks import demo_poison_pill, demo_runaway
 from media_jobs import services
 from media_jobs.jobs import MAKE_RENDITIONS
 from tests import hostile_files
@@ -52,7 +52,7 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
     broker, smtp_sink, start_worker
 ):
     worker = start_worker(queues=("maintenance",), JOB_MAX_RETRIES="2")
-    result = demo_poison_pill.delay("p1")
+    result = poison_pill.delay("p1")
 
     [dead] = wait_for(lambda: broker.peek("maintenance.dead"), timeout=60, message="the pill")
     assert dead["headers"]["id"] == result.id
@@ -68,7 +68,7 @@ def test_a_job_that_overruns_its_hard_time_limit_is_dead_lettered_not_requeued(
     broker, smtp_sink, start_worker
 ):
     worker = start_worker(queues=("maintenance",))
-    result = demo_runaway.delay("r1")
+    result = runaway.delay("r1")
 
     [dead] = wait_for(lambda: broker.peek("maintenance.dead"), timeout=30, message="the runaway")
     assert dead["headers"]["id"] == result.id

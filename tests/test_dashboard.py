@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from demo.smtp_sink import read_controls
 from jobs import dashboard
 from jobs.tasks import noop
-from notifications.sink import read_controls
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -51,13 +51,13 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
 
 def test_staff_only(client, broker):
     assert client.get(reverse("jobs:dashboard")).status_code == 302
-    assert client.get(reverse("jobs:demo_controls")).status_code == 302
+    assert client.get(reverse("demo:demo_controls")).status_code == 302
 
 
 def test_demo_controls_turn_the_sink_flood_and_poison(staff_client, broker, settings, tmp_path):
     settings.SMTP_SINK_CONTROL = tmp_path / "sink.json"
     settings.DEBUG = True  # the demo's controls exist only in the demo
-    url = reverse("jobs:demo_controls")
+    url = reverse("demo:demo_controls")
 
     staff_client.post(url, {"action": "sink", "latency": "0.5", "fail_rate": "0.3"})
     assert read_controls(settings.SMTP_SINK_CONTROL)["fail_rate"] == 0.3

@@ -12,12 +12,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from demo.maildir import get_message
+from demo.subscribers import seed_subscribers
 from jobs.models import Job
-from notifications.demo import seed_subscribers
 from notifications.jobs import ORDER_CONFIRMATION
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.newsletters import progress_of
-from notifications.outbox import get_message
 from tests.flows import checkout
 from tests.processes import wait_for
 

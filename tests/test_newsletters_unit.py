@@ -19,14 +19,14 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from demo.maildir import list_messages
+from demo.subscribers import seed_subscribers
 from jobs import outbox
 from jobs.errors import TransientError
 from jobs.models import Job
 from notifications import newsletters, services, tasks, tokens
-from notifications.demo import seed_subscribers
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.newsletters import Step, Verdict, failure_verdict, next_step
-from notifications.outbox import list_messages
 from notifications.tasks import send_newsletter_chunk
 
 State = Delivery.State

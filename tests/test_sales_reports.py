@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from config.queues import REPORTS, TASK_ROUTES
+from demo.order_history import HISTORY_DAYS
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
 from shop import reports, services
-from shop.management.commands.seed_demo import HISTORY_DAYS
 from shop.models import Order, OrderLine, Product, SalesReport
 from shop.tasks import build_scheduled_sales_report
 

@@ -19,8 +19,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app as celery_app
+from demo.order_history import HISTORY_DAYS, seed_order_history
 from shop import reports, services
-from shop.management.commands.seed_demo import HISTORY_DAYS, seed_order_history
 from shop.models import OrderLine, Product, SalesReport
 from tests.processes import wait_for
 

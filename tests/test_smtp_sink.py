@@ -22,8 +22,8 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from notifications.outbox import get_message, list_messages
-from notifications.sink import (
+from demo.maildir import get_message, list_messages
+from demo.smtp_sink import (
     DEFAULT_CONTROLS,
     SinkHandler,
     read_controls,
@@ -325,15 +325,15 @@ def outbox(sink, settings):
 
 
 def test_the_list_shows_the_message(client, outbox):
-    response = client.get(reverse("notifications:outbox"))
+    response = client.get(reverse("demo:outbox"))
     assert response.status_code == 200
     content = response.content.decode()
     assert "Order #7 &lt;confirmed&gt;" in content
-    assert reverse("notifications:outbox_message", args=[outbox["key"]]) in content
+    assert reverse("demo:outbox_message", args=[outbox["key"]]) in content
 
 
 def test_the_detail_shows_both_parts_and_sandboxes_the_html(client, outbox):
-    response = client.get(reverse("notifications:outbox_message", args=[outbox["key"]]))
+    response = client.get(reverse("demo:outbox_message", args=[outbox["key"]]))
     assert response.status_code == 200
     content = response.content.decode()
 
@@ -357,28 +357,28 @@ def test_a_message_without_html_has_no_frame(client, sink, settings):
     settings.SMTP_SINK_DIR = sink.maildir
     send(sink.port, make_email(html_part=None))
     [summary] = list_messages(sink.maildir)
-    response = client.get(reverse("notifications:outbox_message", args=[summary["key"]]))
+    response = client.get(reverse("demo:outbox_message", args=[summary["key"]]))
     assert response.status_code == 200
     assert b"<iframe" not in response.content
     assert b"no HTML part" in response.content
 
 
 def test_an_unknown_key_is_404(client, outbox):
-    response = client.get(reverse("notifications:outbox_message", args=["no-such-key"]))
+    response = client.get(reverse("demo:outbox_message", args=["no-such-key"]))
     assert response.status_code == 404
 
 
 def test_the_outbox_is_404_without_debug(client, outbox, settings):
     settings.DEBUG = False
-    assert client.get(reverse("notifications:outbox")).status_code == 404
-    url = reverse("notifications:outbox_message", args=[outbox["key"]])
+    assert client.get(reverse("demo:outbox")).status_code == 404
+    url = reverse("demo:outbox_message", args=[outbox["key"]])
     assert client.get(url).status_code == 404
 
 
 def test_an_empty_outbox(client, settings, tmp_path):
     settings.DEBUG = True
     settings.SMTP_SINK_DIR = tmp_path / "nothing-here-yet"
-    response = client.get(reverse("notifications:outbox"))
+    response = client.get(reverse("demo:outbox"))
     assert response.status_code == 200
     assert b"No mail yet" in response.content
 

@@ -25,7 +25,7 @@ from django.db import connection
 
 from config import queues
 from config.celery import app as celery_app
-from notifications.sink import DEFAULT_CONTROLS
+from demo.smtp_sink import DEFAULT_CONTROLS
 from tests.browser.servers import WebServer, database_url
 from tests.components import missing
 from tests.faults import free_port

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from shop.management.commands.seed_demo import seed_order_history
+from demo.order_history import seed_order_history
 from shop.models import Product, SalesReport
 from shop.reports import CSV_HEADER
 from tests.browser.servers import consumer_paused

@@ -1,4 +1,4 @@
-"""`manage.py smtp_sink`: the local mail server of the demo, see notifications/sink.py."""
+"""`manage.py smtp_sink`: the local mail server of the demo, see demo/smtp_sink.py."""
 
 import asyncio
 import logging
@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.sink import SinkHandler, start_server, update_controls
+from demo.smtp_sink import SinkHandler, start_server, update_controls
 
 
 class Command(BaseCommand):

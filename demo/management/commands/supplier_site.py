@@ -1,4 +1,4 @@
-"""`manage.py supplier_site`: the demo's local supplier site, see suppliers/site.py."""
+"""`manage.py supplier_site`: the demo's local supplier site, see demo/supplier_site.py."""
 
 import logging
 import math
@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from suppliers.site import LAYOUTS, make_server, read_controls, update_controls
+from demo.supplier_site import LAYOUTS, make_server, read_controls, update_controls
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         # rules) is someone's experiment and is kept. A site with no products sells the demo's.
         update_controls(control, latency=latency, fail_rate=fail_rate, layout=layout)
         if not read_controls(control)["products"]:
-            from suppliers.demo import demo_products
+            from demo.suppliers import demo_products
 
             update_controls(control, products=demo_products())
 
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             server = make_server(host, port, control)
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
-        logging.getLogger("suppliers.site").setLevel(logging.INFO)
+        logging.getLogger("demo.supplier_site").setLevel(logging.INFO)
 
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,44 @@
+"""Jobs that misbehave on purpose, for the demo and the tests: a message that kills its worker
+(a poison pill) and a job that ignores its soft time limit (a runaway)."""
+
+import os
+import signal
+import time
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from jobs.errors import PermanentError
+from jobs.runner import JobTask
+
+
+@shared_task(bind=True, base=JobTask, name="demo.poison_pill", soft_time_limit=30, time_limit=40)
+def poison_pill(self, label):
+    """Kill the worker process that runs it: a poison message, for the demo and the tests.
+
+    Every delivery kills its worker process; task_retry_on_worker_lost publishes it again a
+    limited number of times, then it is dead-lettered instead of looping forever.
+    """
+    return self.run_once(f"poison:{label}", kill_this_process)
+
+
+def kill_this_process():
+    if not settings.DEBUG:
+        raise PermanentError("the poison pill only works in the demo (DEBUG)")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@shared_task(bind=True, base=JobTask, name="demo.runaway", soft_time_limit=1, time_limit=2)
+def runaway(self, label):
+    """A job that ignores its soft time limit and runs on: the hard limit kills it, and it is
+    dead-lettered rather than requeued forever. For the demo and the tests."""
+    return self.run_once(f"runaway:{label}", run_forever)
+
+
+def run_forever():
+    while True:
+        try:
+            time.sleep(60)
+        except SoftTimeLimitExceeded:
+            continue  # what careless code does: swallow the warning and carry on
