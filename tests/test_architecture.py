@@ -1,0 +1,258 @@
+"""The rules the docs state about the code, checked against the code itself.
+
+    python -m pytest tests/test_architecture.py
+
+- no import cycles between the project's modules, computed from their imports;
+- every task the app registers has a route (config/queues.py: TASK_ROUTES), and a worker that
+  knows one without refuses to start, naming it;
+- every `path.py: name` the README and docs/ cite exists, in this project or in the installed
+  package it names.
+"""
+
+import ast
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import queues
+from config.celery import app as celery_app
+from tests.processes import ROOT
+
+# The project's own packages: everything else imported is a library.
+PACKAGES = sorted(
+    p.name
+    for p in ROOT.iterdir()
+    if (p / "__init__.py").exists() and p.name not in {"tests", "bench"}
+)
+
+
+def project_modules():
+    """{module name: file} of every module of the project's packages, migrations aside."""
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+def imports_of(name, path, modules):
+    """The project modules that module `name` imports, wherever in it (functions included)."""
+
+    def known(dotted):
+        while dotted and dotted not in modules:
+            dotted = dotted.rpartition(".")[0]
+        return dotted
+
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(known(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}".strip(".")
+            found.update(known(f"{base}.{alias.name}") or known(base) for alias in node.names)
+    return found - {"", name}
+
+
+def import_cycles(graph):
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_the_cycle_finder_finds_a_cycle_and_nothing_else():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+# The one cycle left, and why: a periodic task (fetch_all_suppliers) asks the service to start
+# the runs, and the service publishes another task of the same module for each. The task
+# imports the service inside the function. It goes once a service can ask for a job by its
+# kind instead of importing the task.
+KNOWN_CYCLES = [["suppliers.services", "suppliers.tasks"]]
+DOMAIN_APPS = {"shop", "notifications", "media_jobs", "suppliers", "warehouse", "demo"}
+
+
+def import_graph():
+    modules = project_modules()
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def test_no_module_of_the_project_imports_itself_through_others():
+    graph = import_graph()
+    assert {"config.queues", "jobs.outbox", "shop.services"} <= set(graph)
+    assert "jobs.outbox" in graph["shop.services"]  # the reader sees imports at all
+    assert import_cycles(graph) == KNOWN_CYCLES
+
+
+def test_the_job_plumbing_imports_no_domain_app_and_nothing_imports_the_demo():
+    graph = import_graph()
+    upward = {
+        (module, imported)
+        for module, imports in graph.items()
+        for imported in imports
+        if module.startswith("jobs") and imported.split(".")[0] in DOMAIN_APPS
+    }
+    assert upward == set()
+    into_the_demo = {
+        (module, imported)
+        for module, imports in graph.items()
+        for imported in imports
+        if imported.split(".")[0] == "demo" and module.split(".")[0] != "demo"
+    }
+    assert into_the_demo == set()
+
+
+def test_production_settings_leave_the_demo_out():
+    def installed(**env):
+        script = "from django.conf import settings; print('demo' in settings.INSTALLED_APPS)"
+        result = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {script}"],
+            cwd=ROOT,
+            env={
+                **{k: v for k, v in os.environ.items() if k not in ("DEBUG", "DEMO")},
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip() == "True"
+
+    production = {"DEBUG": "0", "SECRET_KEY": "x" * 50}
+    assert not installed(**production)
+    assert installed(**production, DEMO="1")  # compose's smtp-sink container
+    assert installed(DEBUG="1")
+
+
+def test_every_registered_task_has_a_route():
+    celery_app.loader.import_default_modules()
+    assert "notifications.send_order_confirmation" in celery_app.tasks
+    assert queues.unrouted(celery_app.tasks) == []
+    assert queues.unrouted(["shop.forgotten", "celery.chord_unlock"]) == ["shop.forgotten"]
+
+
+def test_a_worker_that_knows_an_unrouted_task_refuses_to_start_naming_it():
+    # --include imports tests/unrouted_task.py into the worker: one task, no route. The check
+    # runs before the worker connects anywhere, so no broker is needed.
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--include",
+         "tests.unrouted_task", "--pool", "solo", "--loglevel", "INFO"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "without a route" in result.stderr
+    assert "tests.forgotten_to_route" in result.stderr
+
+
+# `some/file.py: name` or `some/file.py: Class.attribute`, in backquotes.
+CITATION = re.compile(r"`([\w/]+\.py): ?([A-Za-z_][\w.]*)`")
+
+
+def cited():
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for path, name in CITATION.findall(page.read_text()):
+            yield page.relative_to(ROOT), path, name
+
+
+def source_of(path):
+    """The cited file: the project's own, or an installed package's (celery/app/base.py)."""
+    if (ROOT / path).exists():
+        return ROOT / path
+    spec = importlib.util.find_spec(path.split("/")[0])
+    if spec and spec.submodule_search_locations:
+        candidate = Path(next(iter(spec.submodule_search_locations))).parent / path
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def defines(tree, dotted):
+    """True if module `tree` defines `dotted`: `name` anywhere in it (a function, class or
+    method, or a module-level variable), or `Class.name` inside that class."""
+    *outer, name = dotted.split(".")
+    scope = tree
+    for part in outer:
+        scope = next((n for n in ast.walk(scope) if _named(n) == part), None)
+        if scope is None:
+            return False
+    if not outer and any(name in _assigned(node) for node in tree.body):
+        return True
+    return any(_named(node) == name or name in _assigned(node) for node in ast.walk(scope))
+
+
+def _named(node):
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name
+    return None
+
+
+def _assigned(node):
+    if isinstance(node, ast.Assign):
+        return {t.id for t in node.targets if isinstance(t, ast.Name)}
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return {node.target.id}
+    return set()
+
+
+def test_every_file_and_name_the_docs_cite_exists():
+    citations = list(cited())
+    assert len(citations) > 20
+    wrong = []
+    for page, path, name in citations:
+        source = source_of(path)
+        if source is None:
+            wrong.append(f"{page}: {path} does not exist")
+        elif not defines(ast.parse(source.read_text()), name):
+            wrong.append(f"{page}: {path} has no {name}")
+    assert wrong == []
+
+
+@pytest.mark.parametrize("dotted", ["JobTask.come_back_in", "backoff_seconds", "logger"])
+def test_the_citation_check_finds_what_a_module_defines(dotted):
+    tree = ast.parse((ROOT / "jobs/runner.py").read_text())
+    assert defines(tree, dotted)
+    assert not defines(tree, dotted + "_not_there")
