@@ -19,9 +19,9 @@ from kombu import Connection, Producer
 import contracts
 from config import queues
 from contracts import topology
+from demo.maildir import get_message
 from jobs import deadletters as shop_deadletters
 from jobs.models import Job
-from notifications.outbox import get_message
 from shop import events
 from shop.models import Order
 from tests import rabbitmq
