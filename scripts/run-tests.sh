@@ -78,6 +78,33 @@ echo "==> the RabbitMQ restart test, alone"
 run restart env -u DATABASE_URL "${quorum_env[@]}" TEST_RABBITMQ_VHOST="${VHOST}_restart" \
   "$PY" -m pytest -q "$RESTART" || failed+=(restart)
 
+# Every run deletes its vhost, also when it fails: one left behind would show in Flower and the
+# management UI of whoever runs the suite.
+left=$("$PY" - "${quorum_env[@]}" <<'PY'
+import os, sys, urllib.parse
+from tests.rabbitmq import ManagementAPI
+env = dict(arg.split("=", 1) for arg in sys.argv[1:])
+brokers = {
+    (os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+     os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672/api")),
+    (env.get("CELERY_BROKER_URL", ""), env.get("RABBITMQ_MANAGEMENT_URL", "")),
+}
+for url, api in brokers:
+    if url and api:
+        try:
+            vhosts = ManagementAPI(url, api).call("GET", "/vhosts")
+        except OSError as exc:
+            print(f"cannot list the vhosts at {api}: {exc}", file=sys.stderr)
+            continue
+        for vhost in vhosts:
+            if vhost["name"].startswith("shop_jobs_test"):
+                print(f"{vhost['name']} ({urllib.parse.urlsplit(api).netloc})")
+PY
+)
+if [ -n "$left" ]; then
+  failed+=("test vhosts left behind: $(echo $left)")
+fi
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "==> FAILED: ${failed[*]}" >&2
   exit 1
