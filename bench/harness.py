@@ -281,7 +281,9 @@ def start_sink(env, name="smtp-sink", latency=0.0):
             port=free_port(),
             maildir=env.dir / name,
             control=env.dir / f"{name}.json",
-            env=env.service_env(),
+            # The sink is the demo's stand-in for a mail provider: its command is in demo/,
+            # which DEBUG off leaves out unless asked for, as compose's smtp-sink does.
+            env=env.service_env(DEMO="1"),
             log_path=env.log(name),
         )
     ).start()
