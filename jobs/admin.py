@@ -48,7 +48,7 @@ class JobAdmin(admin.ModelAdmin):
     def dead_letters(self, request):
         """Every dead-letter queue with its messages: why each died, and when."""
         sections = [
-            {"queue": name, "depth": depth, "letters": deadletters.read(name)}
+            {"queue": name, "depth": depth, "letters": deadletters.read(name) if depth else []}
             for name, depth in deadletters.depths().items()
         ]
         context = {

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from amqp.exceptions import NotFound
 from celery import current_app
 from django.db.models import F
 from django_celery_results.models import TaskResult
@@ -53,24 +54,37 @@ def dead_letter_queues():
 
 
 def depths():
-    """{dead-letter queue: number of messages}."""
+    """{dead-letter queue: number of messages, or None where the queue does not exist yet}.
+
+    The queues are declared by the workers when they start: on a broker where none has, there
+    is nothing to show, and nothing to replay into either.
+    """
+    found = {}
     with current_app.connection_for_write() as connection:
-        channel = connection.default_channel
-        return {
-            name: channel.queue_declare(name, passive=True).message_count
-            for name in dead_letter_queues()
-        }
+        channel = connection.channel()
+        for name in dead_letter_queues():
+            try:
+                found[name] = channel.queue_declare(name, passive=True).message_count
+            except NotFound:
+                found[name] = None
+                channel = connection.channel()  # RabbitMQ closed the one that asked
+        channel.close()
+    return found
 
 
 def read(queue_name, limit=200):
-    """The first `limit` dead letters of `queue_name`, left where they are."""
+    """The first `limit` dead letters of `queue_name`, left where they are ([] if the queue does
+    not exist yet)."""
     _check_queue(queue_name)
     with current_app.connection_for_write() as connection:
         channel = connection.channel()
         try:
             return [describe(queue_name, m) for m in _fetch(channel, queue_name, limit)]
+        except NotFound:
+            return []
         finally:
-            channel.close()  # unacknowledged: back to the queue
+            if channel.is_open:
+                channel.close()  # unacknowledged: back to the queue
 
 
 def replay(queue_name, ids=None):

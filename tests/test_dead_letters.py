@@ -10,6 +10,8 @@ from django.urls import reverse
 from jobs import deadletters
 from jobs.models import Job
 from notifications.tasks import send_order_confirmation
+from tests import rabbitmq
+from tests.conftest import BROKER_URL, MANAGEMENT_API, TEST_VHOST, use_broker
 from tests.flows import checkout, confirmation_job, wait_for_job_state
 from tests.processes import wait_for
 
@@ -101,3 +103,26 @@ def test_the_command_lists_dead_letters_and_refuses_nonsense(dead_confirmation):
         call_command("deadletters", "replay")  # neither ids nor --all
     with pytest.raises(CommandError, match="only 0 of 1"):
         call_command("deadletters", "discard", "no-such-id", stdout=io.StringIO())
+
+
+@pytest.fixture
+def empty_vhost(rabbitmq_vhost):
+    """A vhost where no worker has started: no queue declared at all."""
+    api = rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API)
+    name = f"{TEST_VHOST}_empty"
+    api.recreate_vhost(name)
+    use_broker(rabbitmq.with_vhost(BROKER_URL, name))
+    try:
+        yield name
+    finally:
+        use_broker(rabbitmq_vhost.proxied_url)
+        api.delete_vhost(name)
+
+
+def test_dead_letters_on_a_broker_no_worker_has_started_on_say_so(empty_vhost, staff_client):
+    out = io.StringIO()
+    call_command("deadletters", "list", stdout=out)
+    assert "emails.dead: not declared yet (no worker has started on this broker)" in out.getvalue()
+    page = staff_client.get(reverse("admin:jobs_dead_letters"))
+    assert page.status_code == 200
+    assert "not declared yet" in page.content.decode()

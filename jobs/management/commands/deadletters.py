@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs import deadletters
 
+NOT_DECLARED = "not declared yet (no worker has started on this broker)"
+
 
 class Command(BaseCommand):
     help = "List, replay or discard dead-lettered jobs."
@@ -38,6 +40,11 @@ class Command(BaseCommand):
     def list(self, names):
         for name, depth in deadletters.depths().items():
             if name not in names:
+                continue
+            if depth is None:
+                self.stdout.write(
+                    f"{name}: not declared yet (no worker has started on this broker)"
+                )
                 continue
             self.stdout.write(self.style.MIGRATE_HEADING(f"{name}: {depth} message(s)"))
             for letter in deadletters.read(name):
