@@ -12,11 +12,19 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def _is_ours(worker):
+    # worker_init fires for any app's worker in a process that imported this module (the
+    # benchmarks' bare Celery baseline, say): these handlers are for this app's workers only.
+    return getattr(worker, "app", app) is app
+
+
 @worker_init.connect
 def refuse_unrouted_tasks(sender=None, **kwargs):
     """Stop a worker that knows a task config/queues.py does not route, naming it."""
     from config.queues import unrouted
 
+    if not _is_ours(sender):
+        return
     missing = unrouted(app.tasks)
     if missing:
         # SystemExit, not an exception: Celery logs and swallows what a signal handler raises.
@@ -31,6 +39,8 @@ def refuse_unrouted_tasks(sender=None, **kwargs):
 def declare_queues_before_consuming(sender=None, **kwargs):
     from config.queues import declare_topology
 
+    if not _is_ours(sender):
+        return
     with app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=10)
         declare_topology(connection)

@@ -202,7 +202,10 @@ def source_of(path):
     """The cited file: the project's own, or an installed package's (celery/app/base.py)."""
     if (ROOT / path).exists():
         return ROOT / path
-    spec = importlib.util.find_spec(path.split("/")[0])
+    try:
+        spec = importlib.util.find_spec(path.split("/")[0])
+    except ModuleNotFoundError:  # "a.py" looks like a submodule of a package "a"
+        spec = None
     if spec and spec.submodule_search_locations:
         candidate = Path(next(iter(spec.submodule_search_locations))).parent / path
         if candidate.exists():
