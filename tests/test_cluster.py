@@ -204,12 +204,34 @@ class Customers:
         return threads
 
 
+def start_shop(start, env, tmp_path):
+    """A worker, beat and the web server, as the Procfile runs them, given every node's URL."""
+    worker = start(ClusterWorker(env, tmp_path / "worker.log"))
+    start(Beat(env, tmp_path / "beat.log", tmp_path / "beat.pid"))
+    web = start(WebServer(free_port(), env, tmp_path / "web.log"))
+    return worker, web
+
+
+def lost_and_doubled(worker, smtp_sink, emails):
+    """Wait for a confirmation per order (or give up), then ([lost], {doubled: times})."""
+    try:
+        wait_for(
+            lambda: sent_confirmations(worker) == len(emails),
+            timeout=120,
+            interval=1,
+            message="confirmations",
+        )
+    except AssertionError:
+        pass  # the count below says which were lost
+    time.sleep(3)  # a message whose ack died with the node comes back: it must send nothing
+    sent = collections.Counter(m["to"] for m in smtp_sink.messages())
+    return [e for e in emails if sent[e] == 0], {e: n for e, n in sent.items() if n > 1}
+
+
 def test_the_emails_leader_killed_mid_checkouts_loses_and_doubles_no_confirmation(
     cluster, cluster_env, cluster_processes, smtp_sink, product, tmp_path
 ):
-    worker = cluster_processes(ClusterWorker(cluster_env, tmp_path / "worker.log"))
-    cluster_processes(Beat(cluster_env, tmp_path / "beat.log", tmp_path / "beat.pid"))
-    web = cluster_processes(WebServer(free_port(), cluster_env, tmp_path / "web.log"))
+    worker, web = start_shop(cluster_processes, cluster_env, tmp_path)
 
     leader = cluster.node(queue_leader(cluster, queues.EMAILS))
     emails = [f"c{i}@example.com" for i in range(ORDERS)]
@@ -238,20 +260,7 @@ def test_the_emails_leader_killed_mid_checkouts_loses_and_doubles_no_confirmatio
     for thread in threads:
         thread.join()
 
-    try:
-        wait_for(
-            lambda: sent_confirmations(worker) == ORDERS,
-            timeout=120,
-            interval=1,
-            message="confirmations",
-        )
-    except AssertionError:
-        pass  # the count below says which were lost
-    time.sleep(3)  # a message whose ack died with the node comes back: it must send nothing
-    sent = collections.Counter(m["to"] for m in smtp_sink.messages())
-    lost = [e for e in emails if sent[e] == 0]
-    doubled = {e: n for e, n in sent.items() if n > 1}
-    assert (lost, doubled) == ([], {})
+    assert lost_and_doubled(worker, smtp_sink, emails) == ([], {})
     assert Order.objects.count() == ORDERS
     assert customers.failures == [], f"checkouts failed: {customers.failures[:5]}"
     assert len(customers.durations) == ORDERS
@@ -325,9 +334,7 @@ def test_the_emails_leader_cut_off_by_a_partition_loses_and_doubles_nothing(
     leader, the cut-off node pauses itself (pause_minority) and rejoins once it can."""
     cluster, network = networked_cluster, networked_cluster.network
     env = quorum_env(cluster, service_env, CELERY_BROKER_HEARTBEAT=str(HEARTBEAT))
-    worker = cluster_processes(ClusterWorker(env, tmp_path / "worker.log"))
-    cluster_processes(Beat(env, tmp_path / "beat.log", tmp_path / "beat.pid"))
-    web = cluster_processes(WebServer(free_port(), env, tmp_path / "web.log"))
+    worker, web = start_shop(cluster_processes, env, tmp_path)
 
     leader = cluster.node(queue_leader(cluster, queues.EMAILS))
     emails = [f"p{i}@example.com" for i in range(PARTITION_ORDERS)]
@@ -346,15 +353,7 @@ def test_the_emails_leader_cut_off_by_a_partition_loses_and_doubles_nothing(
 
     wait_for(lambda: cluster.running_nodes(others[0]) == {n.nodename for n in cluster.nodes},
              timeout=120, interval=1, message="the cut-off node to rejoin")  # fmt: skip
-    try:
-        wait_for(lambda: sent_confirmations(worker) == PARTITION_ORDERS, timeout=120, interval=1)
-    except AssertionError:
-        pass  # the count below says which were lost
-    time.sleep(3)
-    sent = collections.Counter(m["to"] for m in smtp_sink.messages())
-    lost = [e for e in emails if sent[e] == 0]
-    doubled = {e: n for e, n in sent.items() if n > 1}
-    assert (lost, doubled) == ([], {})
+    assert lost_and_doubled(worker, smtp_sink, emails) == ([], {})
     assert customers.failures == [], f"checkouts failed: {customers.failures[:5]}"
     assert max(customers.durations) < 2, f"slowest checkout: {max(customers.durations):.2f}s"
     assert cut_at < healed_at < PARTITION_ORDERS, "the partition must fall mid-stream"
