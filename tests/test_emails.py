@@ -30,7 +30,9 @@ def test_confirmation_has_text_and_html_parts_with_customer_input_escaped(order)
     assert mimetype == "text/html"
     assert message.to == ["eve@example.com"]
     assert message.subject == f"Your order #{order.pk} is confirmed"
-    assert "2 x Blue Mug" in message.body and "25.00" in message.body
+    # Prices as the shop's pages show them (shop/templatetags/money.py).
+    assert "2 x Blue Mug  $25.00" in message.body and "Total: $" in message.body
+    assert "$25.00" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in html and "<b>Eve</b>" not in html
     assert order.token in html and order.token in message.body
