@@ -3,7 +3,9 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.contrib.messages import get_messages
+from django.contrib.staticfiles import finders
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
@@ -494,3 +496,12 @@ def test_the_catalog_loads_pictures_in_a_fixed_number_of_queries(
         Product.objects.create(name=f"Thing {i}", slug=f"thing-{i}", price="1.00")
     with django_assert_max_num_queries(6):  # not one or two per product
         assert client.get(reverse("shop:catalog")).status_code == 200
+
+
+def test_every_page_has_a_favicon_and_the_browsers_default_path_finds_it(client, db):
+    page = client.get(reverse("shop:catalog")).content.decode()
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page).group(1)
+    assert icon.startswith(settings.STATIC_URL)
+    assert finders.find(icon.removeprefix(settings.STATIC_URL))
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == icon
