@@ -67,6 +67,18 @@ class Job(models.Model):
     def is_final(self):
         return self.state in self.FINAL_STATES
 
+    @property
+    def status_word(self):
+        """The state in one word of the job's kind: queued, sending, retrying, sent, failed."""
+        kind = get_kind(self.kind)
+        return {
+            self.State.PENDING: "delayed" if self.publish_error else "queued",
+            self.State.QUEUED: "queued",
+            self.State.STARTED: kind.doing,
+            self.State.RETRYING: "retrying",
+            self.State.SUCCEEDED: kind.done,
+        }.get(self.state, "failed")
+
     def describe(self):
         """The state in words a customer understands."""
         kind = get_kind(self.kind)

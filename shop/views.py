@@ -5,10 +5,12 @@ and write only through shop/services.py (which asks for background work itself).
 talks to Celery or the broker.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -156,6 +158,23 @@ def order_status(request, token):
         "order": order,
         "lines": list(order.lines.all()),
         "jobs": jobs,
-        "refresh": any(not job.is_final for job in jobs),
+        "waiting_for_jobs": any(not job.is_final for job in jobs),
+        "refresh": refresh_seconds(order, jobs),
     }
     return render(request, "shop/order_status.html", context)
+
+
+# The order page reloads itself while something is on its way: quickly while a job runs, more
+# slowly while a fresh order waits for the warehouse, whose dispatch starts the shipping email.
+JOB_REFRESH_SECONDS = 2
+SHIPMENT_REFRESH_SECONDS = 10
+SHIPMENT_WATCH = timedelta(hours=1)
+
+
+def refresh_seconds(order, jobs):
+    """How often the order page reloads itself, or None when nothing more is coming."""
+    if any(not job.is_final for job in jobs):
+        return JOB_REFRESH_SECONDS
+    if order.status == Order.Status.PLACED and timezone.now() - order.created_at < SHIPMENT_WATCH:
+        return SHIPMENT_REFRESH_SECONDS
+    return None

@@ -18,6 +18,7 @@ from media_jobs.services import attach_image
 from shop import services
 from shop.cart import SESSION_KEY
 from shop.models import Order, Product
+from tests.flows import confirmation_job, place_order
 
 REFRESH = '<meta http-equiv="refresh" content="2">'
 
@@ -505,3 +506,28 @@ def test_every_page_has_a_favicon_and_the_browsers_default_path_finds_it(client,
     assert finders.find(icon.removeprefix(settings.STATIC_URL))
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"] == icon
+
+
+def test_the_order_page_says_queued_sending_sent_and_waits_for_the_shipment(client, product):
+    order = place_order(product)
+    confirmation = confirmation_job(order)
+    others = Job.objects.filter(subject=confirmation.subject).exclude(pk=confirmation.pk)
+    others.update(state=Job.State.SUCCEEDED)  # the warehouse's order.placed event
+
+    def page_with(state):
+        Job.objects.filter(pk=confirmation.pk).update(
+            state=state, attempts=1, finished_at=timezone.now()
+        )
+        page = client.get(order.get_absolute_url()).content.decode()
+        badge = re.search(r'<span class="badge state-[a-z]+">([^<]+)</span>', page).group(1)
+        refresh = re.search(r'<meta http-equiv="refresh" content="(\d+)">', page)
+        return badge, refresh and int(refresh.group(1))
+
+    # The words the README promises, not the job runner's state names.
+    assert page_with(Job.State.QUEUED) == ("queued", 2)
+    assert page_with(Job.State.STARTED) == ("sending", 2)
+    # Sent: the page keeps looking, more slowly, for the shipping email the dispatch brings.
+    assert page_with(Job.State.SUCCEEDED) == ("sent", 10)
+    assert "until your order ships" in client.get(order.get_absolute_url()).content.decode()
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.SHIPPED)
+    assert page_with(Job.State.SUCCEEDED) == ("sent", None)
