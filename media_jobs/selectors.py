@@ -40,6 +40,11 @@ class Picture:
         return self.renditions[-1]
 
     @property
+    def widths(self):
+        """The widths it was made in: those of RENDITION_WIDTHS the original is wide enough for."""
+        return sorted({r.width for r in self.renditions})
+
+    @property
     def smallest(self):
         return self.of_format(Rendition.Format.JPEG)[0]
 

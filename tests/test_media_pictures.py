@@ -180,7 +180,7 @@ def test_writes_need_post(staff_client, mug):
 def test_the_staff_page_shows_each_pictures_state(staff_client, mug):
     lamp = Product.objects.create(name="Desk Lamp", slug="lamp", price=Decimal("79.00"))
     teapot = Product.objects.create(name="Teapot", slug="teapot", price=Decimal("30.00"))
-    ready_picture(mug)
+    image = ready_picture(mug)
     # As the worker's job runner records it:
     Job.objects.filter(key__startswith="renditions:").update(
         state=Job.State.SUCCEEDED, attempts=1, finished_at=timezone.now()
@@ -194,6 +194,9 @@ def test_the_staff_page_shows_each_pictures_state(staff_client, mug):
 
     rows = {p.pk: html[html.index(f'id="product-{p.pk}"') :] for p in (mug, lamp, teapot)}
     assert "Renditions: ready" in rows[mug.pk]
+    # The widths it was really made in, which srcset serves.
+    widths = sorted({r.width for r in image.renditions.all()})
+    assert f'<span class="muted renditions">{", ".join(map(str, widths))} px</span>' in rows[mug.pk]
     assert "Renditions: failed: the file is truncated or damaged" in rows[lamp.pk]
     assert "none yet" in rows[teapot.pk].split("</tr>")[0]
     assert "http-equiv" not in html  # every job is final: nothing to follow
