@@ -3,13 +3,18 @@
 The session is JSON, so the ids are kept as strings. Whatever is read back is checked again
 (a product may have been deleted or hidden since it was added, a session may hold junk from an
 older version): only active products with a quantity in 1..MAX_QUANTITY ever come out.
+
+Prices are the catalog's, and they change under a cart (a supplier feed, staff): the cart also
+keeps the price the customer last saw for each line, so that a change is shown to them before
+they pay it, never applied silently (`price_changes`, `mark_seen`).
 """
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from shop.models import MAX_QUANTITY, Product
 
 SESSION_KEY = "cart"
+SEEN_PRICES_KEY = "cart_seen_prices"
 
 
 class CartError(ValueError):
@@ -55,6 +60,30 @@ class Cart:
             self._save({pk: qty for pk, qty in lines.items() if pk in products})
         return [(products[pk], qty) for pk, qty in lines.items() if pk in products]
 
+    def price_changes(self, items=None):
+        """[(product, price the customer last saw, price now)] for lines whose price changed."""
+        seen = self._seen_prices()
+        return [
+            (product, seen[product.pk], product.price)
+            for product, _ in (self.items() if items is None else items)
+            if product.pk in seen and seen[product.pk] != product.price
+        ]
+
+    def mark_seen(self, items=None):
+        """The customer has been shown these lines' current prices."""
+        items = self.items() if items is None else items
+        self.session[SEEN_PRICES_KEY] = {str(p.pk): str(p.price) for p, _ in items}
+
+    def _seen_prices(self):
+        raw = self.session.get(SEEN_PRICES_KEY)
+        seen = {}
+        for key, price in (raw if isinstance(raw, dict) else {}).items():
+            try:
+                seen[int(key)] = Decimal(price)
+            except (TypeError, ValueError, InvalidOperation):
+                continue
+        return seen
+
     def count(self):
         """How many items the cart holds, all lines together."""
         return sum(self._lines().values())
@@ -79,6 +108,9 @@ class Cart:
             )
         lines[product.pk] = new_quantity
         self._save(lines)
+        # Seen on the product page just now; the other lines keep what was seen before.
+        seen = {str(pk): str(price) for pk, price in self._seen_prices().items()}
+        self.session[SEEN_PRICES_KEY] = {**seen, str(product.pk): str(product.price)}
 
     def set(self, product, quantity):
         self._check(quantity)
@@ -93,6 +125,7 @@ class Cart:
 
     def clear(self):
         self.session.pop(SESSION_KEY, None)
+        self.session.pop(SEEN_PRICES_KEY, None)
 
     def _check(self, quantity):
         if not _valid_quantity(quantity):

@@ -19,6 +19,7 @@ from shop import selectors, services
 from shop.cart import Cart, CartError
 from shop.forms import AddToCartForm, CheckoutForm, UpdateQuantityForm
 from shop.models import Order, Product
+from shop.templatetags.money import money
 
 
 def _active_product(product_id):
@@ -75,7 +76,9 @@ def cart_add(request, product_id):
 @never_cache
 @require_safe
 def cart_detail(request):
-    items = Cart(request.session).items()
+    cart = Cart(request.session)
+    items = cart.items()
+    tell_about_price_changes(request, cart, items)
     attach_pictures(product for product, _ in items)
     lines = [
         {
@@ -89,6 +92,19 @@ def cart_detail(request):
         for product, quantity in items
     ]
     return render(request, "shop/cart.html", {"lines": lines, "total": _total(items)})
+
+
+def tell_about_price_changes(request, cart, items):
+    """A message for each line whose price changed since the customer last saw it; then the
+    new prices count as seen."""
+    for product, seen, now in cart.price_changes(items):
+        direction = "went up" if now > seen else "went down"
+        messages.warning(
+            request,
+            f"The price of {product.name} {direction} from {money(seen)} to {money(now)} "
+            "since you added it.",
+        )
+    cart.mark_seen(items)
 
 
 @require_POST
@@ -123,6 +139,13 @@ def checkout(request):
     if not items:
         messages.info(request, "Your cart is empty: add something before checking out.")
         return redirect("shop:cart")
+
+    if request.method == "POST" and cart.price_changes(items):
+        # Never charge a price the customer has not seen: show the new ones, let them decide.
+        tell_about_price_changes(request, cart, items)
+        return redirect("shop:checkout")
+    if request.method == "GET":
+        tell_about_price_changes(request, cart, items)
 
     form = CheckoutForm(request.POST if request.method == "POST" else None)
     if form.is_valid():

@@ -2,9 +2,10 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
+from django.urls import reverse
 
 from shop.cart import SESSION_KEY, Cart, CartError
-from shop.models import MAX_QUANTITY, Product
+from shop.models import MAX_QUANTITY, Order, Product
 
 
 @pytest.fixture
@@ -125,3 +126,48 @@ def test_junk_in_the_session_is_ignored(session, mug):
     session[SESSION_KEY] = ["not", "a", "dict"]
     assert Cart(session).items() == []
     assert Cart(session).count() == 0
+
+
+# --- A price that changes under the cart (a supplier feed, staff) -----------------------------
+
+
+def shown(response):
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.mark.django_db
+def test_the_customer_is_told_when_a_price_changed_since_they_added_it(client, mug):
+    client.post(reverse("shop:cart_add", args=[mug.pk]), {"quantity": 2})
+    Product.objects.filter(pk=mug.pk).update(price=Decimal("15.25"))
+
+    page = client.get(reverse("shop:cart"))
+    assert shown(page)[-1] == "The price of Mug went up from $14.50 to $15.25 since you added it."
+    assert "$30.50" in page.content.decode()  # the cart shows the new price, openly
+    assert shown(client.get(reverse("shop:cart"))) == []  # told once
+
+
+@pytest.mark.django_db
+def test_checkout_never_charges_a_price_the_customer_has_not_seen(client, mug):
+    client.post(reverse("shop:cart_add", args=[mug.pk]), {"quantity": 1})
+    client.get(reverse("shop:checkout"))
+    Product.objects.filter(pk=mug.pk).update(price=Decimal("13.00"))  # while they type
+    details = {"customer_name": "Ada", "email": "ada@example.com", "shipping_address": "1 Row"}
+
+    response = client.post(reverse("shop:checkout"), details, follow=True)
+    assert response.redirect_chain == [(reverse("shop:checkout"), 302)]
+    changed = "The price of Mug went down from $14.50 to $13.00 since you added it."
+    assert shown(response) == [changed]
+    assert not Order.objects.exists()
+
+    response = client.post(reverse("shop:checkout"), details)  # seen: now it goes through
+    order = Order.objects.get()
+    assert response["Location"] == order.get_absolute_url()
+    assert order.total == Decimal("13.00")
+
+
+@pytest.mark.django_db
+def test_seen_prices_in_a_tampered_session_are_ignored(session, mug):
+    cart = Cart(session)
+    cart.add(mug, 1)
+    session["cart_seen_prices"] = {str(mug.pk): "not a price", "x": "1.00"}
+    assert cart.price_changes() == []
