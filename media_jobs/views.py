@@ -4,6 +4,8 @@ Views stay thin: they check input with media_jobs/forms.py and write only throug
 media_jobs/services.py, which asks for the background work itself.
 """
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -57,10 +59,16 @@ def regenerate_all(request):
     return redirect(page_url(request))
 
 
+def products_page(request):
+    """The page of products the request asks for, found by name (`?q=`) if it asks."""
+    products = Product.objects.order_by("name", "pk")
+    if search := search_term(request):
+        products = products.filter(name__icontains=search)
+    return Paginator(products, PER_PAGE).get_page(request.GET.get("page"))
+
+
 def render_pictures(request, invalid_form=None):
-    page = Paginator(Product.objects.order_by("name", "pk"), PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = products_page(request)
     rows = []  # (selectors.ProductPictureRow, its upload form)
     for row in selectors.picture_rows(page):
         form = PictureUploadForm(auto_id=form_id(row.product))
@@ -69,6 +77,9 @@ def render_pictures(request, invalid_form=None):
         rows.append((row, form))
     context = {
         "page": page,
+        "search": search_term(request),
+        # What every link and form of the page carries along: this page of this search.
+        "here": here(request),
         "rows": rows,
         "widths": settings.RENDITION_WIDTHS,
         # Reload while a job is on its way, but never over a form error staff must read.
@@ -81,10 +92,20 @@ def form_id(product):
     return f"id_picture{product.pk}_%s"
 
 
-def page_url(request, view="media_jobs:pictures"):
+def search_term(request):
+    return request.GET.get("q", "").strip()[:100]
+
+
+def here(request):
+    """`?page=N&q=...` of this request (what is valid of it), or ""."""
     page = request.GET.get("page", "")
-    url = reverse(view)
-    return f"{url}?page={page}" if page.isdigit() else url
+    params = {"page": page if page.isdigit() else "", "q": search_term(request)}
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"?{query}" if query else ""
+
+
+def page_url(request, view="media_jobs:pictures"):
+    return reverse(view) + here(request)
 
 
 # --- videos ---------------------------------------------------------------------------------------
@@ -117,9 +138,7 @@ def upload_video(request, product_id):
 
 
 def render_videos(request, invalid_form=None):
-    page = Paginator(Product.objects.order_by("name", "pk"), PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = products_page(request)
     rows = []  # (selectors.ProductVideoRow, its upload form)
     for row in selectors.video_rows(page):
         form = VideoUploadForm(auto_id=video_form_id(row.product))
@@ -128,6 +147,9 @@ def render_videos(request, invalid_form=None):
         rows.append((row, form))
     context = {
         "page": page,
+        "search": search_term(request),
+        # What every link and form of the page carries along: this page of this search.
+        "here": here(request),
         "rows": rows,
         "max_seconds": settings.VIDEO_MAX_SECONDS,
         "max_megabytes": settings.VIDEO_MAX_UPLOAD_BYTES // (1024 * 1024),

@@ -417,3 +417,27 @@ def test_the_admin_shows_the_newest_rendition(admin_client, mug):
         in admin_client.get(reverse("admin:shop_product_change", args=[mug.pk])).content.decode()
     )
     assert thumbnail in admin_client.get(reverse("admin:shop_product_changelist")).content.decode()
+
+
+@pytest.mark.parametrize("view", ["media_jobs:pictures", "media_jobs:videos"])
+def test_staff_find_a_product_by_name_and_keep_the_search_through_an_upload(
+    staff_client, mug, view
+):
+    lamp = Product.objects.create(name="Desk Lamp", slug="lamp", price=Decimal("79.00"))
+
+    html = staff_client.get(reverse(view), {"q": "  LAMP "}).content.decode()
+    assert f'id="product-{lamp.pk}"' in html and f'id="product-{mug.pk}"' not in html
+    assert 'value="LAMP"' in html  # the box shows what was searched
+    # Every form of the page comes back to this search.
+    assert f"/{lamp.pk}/" in html and "?q=LAMP" in html
+
+    html = staff_client.get(reverse(view), {"q": "teapot"}).content.decode()
+    assert 'No product\'s name contains "teapot".' in html
+    html = staff_client.get(reverse(view), {"q": "<b>x"}).content.decode()
+    assert "&lt;b&gt;x" in html and "<b>x" not in html
+
+
+def test_an_upload_from_a_search_comes_back_to_it(staff_client, mug):
+    url = reverse("media_jobs:upload", args=[mug.pk]) + "?q=mug"
+    response = staff_client.post(url, {"image": upload()})
+    assert response["Location"] == reverse("media_jobs:pictures") + "?q=mug"
