@@ -78,27 +78,46 @@ def deliver(message):
     """Send `message` over SMTP, turning the many ways that can fail into our two kinds."""
     try:
         get_connection(fail_silently=False).send_messages([message])
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        if all(400 <= code < 500 for code in codes):
-            raise TransientError(
-                f"recipient refused for now: {_smtp_reason(exc.recipients)}"
-            ) from exc
-        raise PermanentError(f"recipient refused: {_smtp_reason(exc.recipients)}") from exc
-    except smtplib.SMTPResponseException as exc:
-        reason = f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}"
-        if 400 <= exc.smtp_code < 500:
-            raise TransientError(reason) from exc
-        raise PermanentError(reason) from exc
     except OSError as exc:
-        # Refused or dropped connections, DNS failures, timeouts: smtplib's own errors and
-        # socket.timeout are all OSErrors.
-        raise TransientError(f"mail server unreachable: {exc}") from exc
+        # smtplib's own errors, refused or dropped connections, DNS failures and timeouts are
+        # all OSErrors.
+        refusal = smtp_refusal(exc)
+        if refusal is None:
+            raise TransientError(f"mail server unreachable: {exc}") from exc
+        error = TransientError if refusal == TEMPORARY else PermanentError
+        raise error(describe_smtp_error(exc)) from exc
+
+
+# What the mail server's reply says of a message it did not take.
+TEMPORARY = "temporary"  # 4xx: try again later
+PERMANENT = "permanent"  # 5xx: it will never take it
+
+
+def smtp_refusal(exc):
+    """TEMPORARY or PERMANENT from the SMTP reply in `exc`; None when there was no reply (a
+    broken connection, a timeout): then nothing is known of the message.
+
+    Refused recipients are temporary only if every one of them is (450 and 550 together are
+    permanent: the 550 will not change its mind).
+    """
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return TEMPORARY if codes and all(400 <= c < 500 for c in codes) else PERMANENT
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return TEMPORARY if 400 <= exc.smtp_code < 500 else PERMANENT
+    return None
+
+
+def describe_smtp_error(exc):
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "recipient refused: " + "; ".join(
+            f"{address}: {code} {_text(message)}"
+            for address, (code, message) in exc.recipients.items()
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _text(value):
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _smtp_reason(recipients):
-    return "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in recipients.items())

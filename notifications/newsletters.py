@@ -35,7 +35,6 @@ How many rows can end up in doubt: at most one per process killed mid-send.
 
 import enum
 import logging
-import smtplib
 import uuid
 from collections import Counter
 from contextlib import contextmanager, suppress
@@ -131,31 +130,15 @@ def failure_verdict(exc):
     Only an SMTP reply proves the server did not keep the message; a broken connection, a
     timeout or our own time limit in the middle of the exchange proves nothing.
     """
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        return Verdict.RETRY if codes and all(400 <= c < 500 for c in codes) else Verdict.FAILED
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return Verdict.RETRY if 400 <= exc.smtp_code < 500 else Verdict.FAILED
-    return Verdict.IN_DOUBT
+    refusal = emails.smtp_refusal(exc)
+    if refusal is None:
+        return Verdict.IN_DOUBT
+    return Verdict.RETRY if refusal == emails.TEMPORARY else Verdict.FAILED
 
 
 def newsletter_message_id(newsletter_id, subscriber_id):
     """The same Message-ID for every attempt to send this newsletter to this subscriber."""
     return f"<newsletter.{newsletter_id}.{subscriber_id}@shop-jobs.test>"
-
-
-def describe_smtp_error(exc):
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "recipient refused: " + "; ".join(
-            f"{code} {_text(message)}" for code, message in exc.recipients.values()
-        )
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _text(value):
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 # --- The emails -----------------------------------------------------------------------------
@@ -391,7 +374,7 @@ def send_one(connection, newsletter, delivery):
         connection.send_messages([message])
     except Exception as exc:  # SoftTimeLimitExceeded too: it may strike mid-conversation
         verdict = failure_verdict(exc)
-        reason = describe_smtp_error(exc)
+        reason = emails.describe_smtp_error(exc)
         if verdict is Verdict.FAILED:
             settle(delivery, Delivery.State.SENDING, Delivery.State.FAILED, reason)
             return "failed"

@@ -61,6 +61,11 @@ def test_a_missing_order_is_a_permanent_failure():
         (smtplib.SMTPDataError(554, b"message refused"), PermanentError),
         (smtplib.SMTPRecipientsRefused({"a@x": (550, b"no such user")}), PermanentError),
         (smtplib.SMTPRecipientsRefused({"a@x": (450, b"mailbox busy")}), TransientError),
+        # One recipient refused for good makes the whole message permanent.
+        (
+            smtplib.SMTPRecipientsRefused({"a@x": (450, b"busy"), "b@x": (550, b"no such user")}),
+            PermanentError,
+        ),
         (smtplib.SMTPSenderRefused(421, b"busy", "from@x"), TransientError),
     ],
 )
