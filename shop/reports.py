@@ -1,6 +1,6 @@
 """Sales reports as plain functions: no Celery, no request.
 
-- `build_sales_report(report, progress)` writes the CSV of a date range's order lines into the
+- `write_sales_report(report, progress)` writes the CSV of a date range's order lines into the
   storage and works out the report's figures (totals, revenue per day) on the way;
 - `run_sales_report(report_id)` is the job's work: the same, keeping the report's row (its
   progress, then its outcome) up to date for the pages that show it;
@@ -114,7 +114,7 @@ def run_sales_report(report_id):
             rows_done=rows_done, rows_total=rows_total, percent=percent_of(rows_done, rows_total)
         )
 
-    build_sales_report(report, progress=save_progress)
+    write_sales_report(report, progress=save_progress)
     report.state = SalesReport.State.DONE
     report.percent = 100
     report.finished_at = timezone.now()
@@ -148,7 +148,7 @@ def record_setback(report_id, job):
     )
 
 
-def build_sales_report(report, progress=None, chunk_size=None):
+def write_sales_report(report, progress=None, chunk_size=None):
     """Write the CSV of `report`'s date range to the storage and fill in its figures.
 
     The report row is not saved here: the file and the figures are set on `report`, and the

@@ -95,7 +95,7 @@ def test_csv_sums_match_the_orders_of_the_range(mug, lamp):
     place(monday + timedelta(days=3), (mug, 9), hour=0)  # the night after: not in it
     report = new_report(monday, monday + timedelta(days=2))
 
-    reports.build_sales_report(report, chunk_size=2)  # several chunks, even on four orders
+    reports.write_sales_report(report, chunk_size=2)  # several chunks, even on four orders
 
     rows = csv_rows(report)
     expected = line_totals_by_order(report.date_from, report.date_to)
@@ -119,7 +119,7 @@ def test_an_empty_range_makes_a_report_of_zeros(mug):
     report = new_report(date(2025, 1, 1), date(2025, 1, 3))
     calls = []
 
-    reports.build_sales_report(report, progress=lambda done, total: calls.append((done, total)))
+    reports.write_sales_report(report, progress=lambda done, total: calls.append((done, total)))
 
     assert csv_rows(report) == []
     with report.csv_file.open("rb") as f:
@@ -135,7 +135,7 @@ def test_progress_is_reported_every_chunk_and_climbs_to_100(mug):
     report = new_report(date(2026, 3, 2), date(2026, 3, 2))
     calls = []
 
-    reports.build_sales_report(
+    reports.write_sales_report(
         report, progress=lambda done, total: calls.append((done, total)), chunk_size=3
     )
 
@@ -179,7 +179,7 @@ def test_storage_that_cannot_be_written_is_a_transient_error(mug, settings, tmp_
     report = new_report(date(2026, 3, 2), date(2026, 3, 2))
 
     with pytest.raises(TransientError, match="could not write the report file"):
-        reports.build_sales_report(report)
+        reports.write_sales_report(report)
 
 
 def test_the_report_shows_what_the_job_runner_decided(mug):
