@@ -369,8 +369,15 @@ class Network:
         ip("-n", self.switch, "link", "set", host.link, "up")
 
     def delete(self):
-        # Deleting a namespace deletes the veth ends in it, and with them their peers.
         for netns in [self.switch, *(h.netns for h in self.hosts)]:
+            # What still runs there (the epmd a node started) would outlive the namespace.
+            pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            # Deleting a namespace deletes the veth ends in it, and with them their peers.
             subprocess.run(["ip", "netns", "del", netns], capture_output=True)
 
 
