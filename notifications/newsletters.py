@@ -35,7 +35,6 @@ How many rows can end up in doubt: at most one per process killed mid-send.
 
 import enum
 import logging
-import uuid
 from collections import Counter
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -50,8 +49,8 @@ from django.utils import timezone
 from django.utils.timesince import timeuntil
 
 from jobs.errors import PermanentError, TransientError
-from jobs.models import Job, JobEvent
-from jobs.outbox import subject_label
+from jobs.models import Job
+from jobs.outbox import record_group
 from notifications import emails, tokens
 from notifications.jobs import NEWSLETTER_CHUNK
 from notifications.models import Delivery, Newsletter, Subscriber
@@ -246,20 +245,12 @@ def plan_newsletter(newsletter_id, chunk_size=None):
 
 
 def create_chunk_jobs(newsletter, chunks):
-    """One outbox Job per chunk number, PENDING until published (publish_chunks)."""
-    Job.objects.bulk_create(
-        [
-            Job(
-                key=chunk_key(newsletter.pk, chunk),
-                kind=NEWSLETTER_CHUNK.name,
-                subject=subject_label(newsletter),
-                task_name=CHUNK_TASK,
-                args=[newsletter.pk, chunk],
-                task_id=str(uuid.uuid4()),
-            )
-            for chunk in chunks
-        ],
-        ignore_conflicts=True,
+    """One outbox Job per chunk number, PENDING until published (tasks.publish_chunks)."""
+    record_group(
+        CHUNK_TASK,
+        NEWSLETTER_CHUNK,
+        newsletter,
+        [(chunk_key(newsletter.pk, chunk), (newsletter.pk, chunk)) for chunk in chunks],
     )
 
 
@@ -270,30 +261,6 @@ def unpublished_chunk_jobs(newsletter_id):
             subject=f"newsletter:{newsletter_id}",
             state=Job.State.PENDING,
         ).order_by("pk")
-    )
-
-
-def chunk_jobs_published(jobs):
-    """The broker confirmed these chunk jobs: queued, as jobs/outbox.py would mark them."""
-    pks = [job.pk for job in jobs]
-    Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(
-        state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
-    )
-    JobEvent.objects.bulk_create([JobEvent(job_id=pk, kind=JobEvent.Kind.QUEUED) for pk in pks])
-
-
-def chunk_jobs_not_published(jobs, error):
-    """The broker did not take them: they wait in the outbox for the sweeper."""
-    error = error[:500]
-    Job.objects.filter(pk__in=[job.pk for job in jobs], state=Job.State.PENDING).update(
-        publish_error=error
-    )
-    JobEvent.objects.bulk_create(
-        [
-            JobEvent(job_id=job.pk, kind=JobEvent.Kind.DELAYED, detail=error)
-            for job in jobs
-            if not job.publish_error  # the first failure goes on the timeline, not every one
-        ]
     )
 
 

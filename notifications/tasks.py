@@ -2,10 +2,10 @@
 
 import logging
 
-from celery import group, shared_task
+from celery import shared_task
 from django.conf import settings
 
-from jobs.outbox import publish_time_limits
+from jobs import outbox
 from jobs.runner import JobTask
 from notifications import emails, newsletters
 from notifications.jobs import (
@@ -98,21 +98,6 @@ def send_newsletter_chunk(self, newsletter_id, chunk):
 
 
 def publish_chunks(newsletter_id):
-    """Publish the newsletter's chunk jobs still in the outbox, as one Celery group.
-
-    Each message carries its job's task id, so a chunk published twice (here and by the
-    outbox sweeper) is recognisably the same job and runs once. Returns how many went out.
-    """
-    jobs = newsletters.unpublished_chunk_jobs(newsletter_id)
-    if not jobs:
-        return 0
-    chunks = group(send_newsletter_chunk.si(*job.args).set(task_id=job.task_id) for job in jobs)
-    try:
-        # Route and priority from config/queues.py, like every task; staff may be waiting.
-        chunks.apply_async(**publish_time_limits())
-    except Exception as exc:  # the outbox keeps them: the sweeper publishes them later
-        logger.warning("newsletter %s: chunks stay in the outbox: %r", newsletter_id, exc)
-        newsletters.chunk_jobs_not_published(jobs, f"{type(exc).__name__}: {exc}")
-        return 0
-    newsletters.chunk_jobs_published(jobs)
-    return len(jobs)
+    """Publish the newsletter's chunk jobs still in the outbox, as one group (jobs/outbox.py:
+    publish_group). Returns how many went out."""
+    return outbox.publish_group(newsletters.unpublished_chunk_jobs(newsletter_id))

@@ -259,3 +259,23 @@ def test_the_citation_check_finds_what_a_module_defines(dotted):
     tree = ast.parse((ROOT / "jobs/runner.py").read_text())
     assert defines(tree, dotted)
     assert not defines(tree, dotted + "_not_there")
+
+
+# A write to the jobs' tables: Job.objects.create/update/..., Job(...) or JobEvent(...) rows.
+JOB_WRITE = re.compile(
+    r"\bJob(Event)?\.objects\.(\w+\()?.*\.(create|bulk_create|update|delete|get_or_create)\("
+    r"|\bJob(Event)?\.objects\.(create|bulk_create|get_or_create)\(|\bJob(Event)?\("
+)
+
+
+def test_only_the_job_plumbing_writes_job_rows():
+    writers = sorted(
+        str(path.relative_to(ROOT))
+        for name, path in project_modules().items()
+        if not name.startswith("jobs")
+        and any(JOB_WRITE.search(line) for line in path.read_text().splitlines())
+    )
+    assert writers == []
+    assert JOB_WRITE.search("Job.objects.filter(pk=1).update(state=x)")
+    assert JOB_WRITE.search("JobEvent(job_id=1, kind=k)")
+    assert not JOB_WRITE.search("Job.objects.filter(pk=1).first()")
