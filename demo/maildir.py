@@ -1,4 +1,4 @@
-"""Read back what the SMTP sink stored (demo/smtp_sink.py): the data of the /outbox/ pages.
+"""Read back what the SMTP sink stored (demo/smtp_sink.py): the data of the /mailbox/ pages.
 
 Anything can end up in a Maildir, so nothing here trusts a message to be well formed: a
 broken one is shown as well as it can be, never allowed to break the page.
@@ -19,7 +19,7 @@ def list_messages(maildir, limit=None):
     """A summary of every message, newest first; [] when nothing was ever received.
 
     With `limit`, only the `limit` newest: a newsletter to 10,000 demo subscribers puts
-    10,000 messages in the outbox, too many to read for one page.
+    10,000 messages in the mailbox, too many to read for one page.
     """
     keys = message_keys(maildir)
     box = _open(maildir)

@@ -1,4 +1,4 @@
-"""The demo's pages: the outbox (what the local SMTP sink received) and the knobs of the
+"""The demo's pages: the mailbox (what the local SMTP sink received) and the knobs of the
 stand-ins. They exist only under DEBUG: mail holds customers' names and addresses, and the
 knobs break things on purpose."""
 
@@ -16,7 +16,7 @@ from demo.forms import FloodForm, SinkControlsForm, SiteControlsForm
 from demo.maildir import get_message, list_messages, message_keys
 from demo.smtp_sink import read_controls, update_controls
 
-# The newest messages only: a demo newsletter alone puts 10,000 in the outbox.
+# The newest messages only: a demo newsletter alone puts 10,000 in the mailbox.
 OUTBOX_PAGE_SIZE = 200
 
 
@@ -31,22 +31,22 @@ def debug_only(view):
 
 
 @debug_only
-def outbox(request):
+def mailbox(request):
     # Not "messages": base.html uses that name for django.contrib.messages.
     context = {
         "mails": list_messages(settings.SMTP_SINK_DIR, limit=OUTBOX_PAGE_SIZE),
         "total": len(message_keys(settings.SMTP_SINK_DIR)),
         "maildir": settings.SMTP_SINK_DIR,
     }
-    return render(request, "demo/outbox.html", context)
+    return render(request, "demo/mailbox.html", context)
 
 
 @debug_only
-def outbox_message(request, key):
+def mailbox_message(request, key):
     mail = get_message(settings.SMTP_SINK_DIR, key)
     if mail is None:
-        raise Http404("No such message in the outbox.")
-    return render(request, "demo/outbox_message.html", {"mail": mail})
+        raise Http404("No such message in the mailbox.")
+    return render(request, "demo/mailbox_message.html", {"mail": mail})
 
 
 @staff_member_required

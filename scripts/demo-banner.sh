@@ -5,7 +5,7 @@ cat <<BANNER
   Shop Jobs is starting. Ctrl-C stops everything.
 
   Shop            http://127.0.0.1:8000/
-  Outbox (email)  http://127.0.0.1:8000/outbox/
+  Mailbox (email) http://127.0.0.1:8000/mailbox/
   Admin           http://127.0.0.1:8000/admin/      staff / ${DEMO_STAFF_PASSWORD}
   Flower          http://127.0.0.1:5555/            ${FLOWER_USER} / ${FLOWER_PASSWORD}
   RabbitMQ        http://127.0.0.1:15672/           guest / guest (local broker)

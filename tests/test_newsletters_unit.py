@@ -572,10 +572,10 @@ def test_chunks_the_broker_did_not_take_wait_in_the_outbox_for_the_sweeper(monke
     assert {job.state for job in newsletters.chunk_jobs(newsletter.pk)} == {Job.State.QUEUED}
 
 
-# --- The outbox page with a newsletter's worth of mail --------------------------------------
+# --- The mailbox page with a newsletter's worth of mail -------------------------------------
 
 
-def test_the_outbox_lists_the_newest_messages_without_reading_them_all(tmp_path):
+def test_the_mailbox_lists_the_newest_messages_without_reading_them_all(tmp_path):
     (tmp_path / "tmp").mkdir()
     (tmp_path / "cur").mkdir()
     (tmp_path / "new").mkdir()

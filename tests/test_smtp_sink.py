@@ -1,4 +1,4 @@
-"""The local SMTP sink, its live knobs, its management command and the outbox pages."""
+"""The local SMTP sink, its live knobs, its management command and the mailbox pages."""
 
 import asyncio
 import html
@@ -312,7 +312,7 @@ def test_the_command_refuses_invalid_values(tmp_path, option, value, message):
     assert not control.exists()
 
 
-# --- the outbox pages ----------------------------------------------------------------------
+# --- the mailbox pages ---------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -325,15 +325,15 @@ def outbox(sink, settings):
 
 
 def test_the_list_shows_the_message(client, outbox):
-    response = client.get(reverse("demo:outbox"))
+    response = client.get(reverse("demo:mailbox"))
     assert response.status_code == 200
     content = response.content.decode()
     assert "Order #7 &lt;confirmed&gt;" in content
-    assert reverse("demo:outbox_message", args=[outbox["key"]]) in content
+    assert reverse("demo:mailbox_message", args=[outbox["key"]]) in content
 
 
 def test_the_detail_shows_both_parts_and_sandboxes_the_html(client, outbox):
-    response = client.get(reverse("demo:outbox_message", args=[outbox["key"]]))
+    response = client.get(reverse("demo:mailbox_message", args=[outbox["key"]]))
     assert response.status_code == 200
     content = response.content.decode()
 
@@ -357,31 +357,37 @@ def test_a_message_without_html_has_no_frame(client, sink, settings):
     settings.SMTP_SINK_DIR = sink.maildir
     send(sink.port, make_email(html_part=None))
     [summary] = list_messages(sink.maildir)
-    response = client.get(reverse("demo:outbox_message", args=[summary["key"]]))
+    response = client.get(reverse("demo:mailbox_message", args=[summary["key"]]))
     assert response.status_code == 200
     assert b"<iframe" not in response.content
     assert b"no HTML part" in response.content
 
 
 def test_an_unknown_key_is_404(client, outbox):
-    response = client.get(reverse("demo:outbox_message", args=["no-such-key"]))
+    response = client.get(reverse("demo:mailbox_message", args=["no-such-key"]))
     assert response.status_code == 404
 
 
 def test_the_outbox_is_404_without_debug(client, outbox, settings):
     settings.DEBUG = False
-    assert client.get(reverse("demo:outbox")).status_code == 404
-    url = reverse("demo:outbox_message", args=[outbox["key"]])
+    assert client.get(reverse("demo:mailbox")).status_code == 404
+    url = reverse("demo:mailbox_message", args=[outbox["key"]])
     assert client.get(url).status_code == 404
 
 
-def test_an_empty_outbox(client, settings, tmp_path):
+def test_an_empty_mailbox(client, settings, tmp_path):
     settings.DEBUG = True
     settings.SMTP_SINK_DIR = tmp_path / "nothing-here-yet"
-    response = client.get(reverse("demo:outbox"))
+    response = client.get(reverse("demo:mailbox"))
     assert response.status_code == 200
     assert b"No mail yet" in response.content
 
 
 def test_a_path_in_the_key_is_404(client, outbox):
-    assert client.get("/outbox/..%2F..%2Fetc%2Fpasswd/").status_code == 404
+    assert client.get("/mailbox/..%2F..%2Fetc%2Fpasswd/").status_code == 404
+
+
+def test_the_old_outbox_address_leads_to_the_mailbox(client, settings):
+    settings.DEBUG = True
+    response = client.get("/outbox/")
+    assert response.status_code == 301 and response["Location"] == reverse("demo:mailbox")

@@ -113,7 +113,7 @@ def shop_env(chromium, rabbitmq_vhost, django_db_setup, tmp_path_factory):
         # After django_db_setup, the connection's settings name the test database.
         DATABASE_URL=database_url(connection.settings_dict),
         CELERY_BROKER_URL=rabbitmq_vhost.url,
-        # The demo's settings: /outbox/ and the media files are there only under DEBUG.
+        # The demo's settings: /mailbox/ and the media files are there only under DEBUG.
         DEBUG="1",
         VAR_DIR=str(root),
         MEDIA_ROOT=str(root / "media"),
@@ -162,7 +162,7 @@ def web(shop_env, sink, worker):
         env={
             **env,
             "EMAIL_PORT": str(sink.port),
-            # The /outbox/ page reads the sink's mail; the demo page writes its knobs.
+            # The /mailbox/ page reads the sink's mail; the demo page writes its knobs.
             "SMTP_SINK_DIR": str(sink.maildir),
             "SMTP_SINK_CONTROL": str(sink.control),
         },

@@ -4,7 +4,7 @@ as the demo runs them.
 The shop is served by `manage.py runserver --noreload`, the Procfile's `web` line, in a process
 of its own pointed at the test database, like the workers: not by pytest-django's live_server,
 a thread of the test process. The pages are then served as the demo serves them. live_server
-would run under the test process's settings, where pytest-django turns DEBUG off (no /outbox/)
+would run under the test process's settings, where pytest-django turns DEBUG off (no /mailbox/)
 and Django's test server serves the media files itself, so a shop that stopped serving its
 pictures would still pass; and its database connections would live in the process whose
 flushes empty the tables between tests.

@@ -29,8 +29,8 @@ def test_customer_checks_out_and_watches_the_confirmation_email_go_out(page, wor
     expect(confirmation_row(page)).to_contain_text("sent at", timeout=JOB_TIMEOUT_MS)
     expect(confirmation_row(page)).to_contain_text("on attempt 1")
 
-    page.get_by_role("link", name="Outbox").click()
-    mail = page.locator("table.outbox tbody tr", has_text=f"#{order_number}")
+    page.get_by_role("link", name="Mailbox").click()
+    mail = page.locator("table.mailbox tbody tr", has_text=f"#{order_number}")
     expect(mail).to_have_count(1)
     expect(mail).to_contain_text("ada@example.com")
     mail.get_by_role("link").click()
@@ -41,4 +41,4 @@ def test_customer_checks_out_and_watches_the_confirmation_email_go_out(page, wor
     html_part = page.frame_locator("iframe.mail-html").locator("body")
     expect(html_part).to_contain_text("Hello Ada Lovelace")
     page.locator("iframe.mail-html").scroll_into_view_if_needed()
-    screenshot("outbox-message", full_page=False)
+    screenshot("mailbox-message", full_page=False)

@@ -14,7 +14,7 @@ from demo.smtp_sink import SinkHandler, start_server, update_controls
 
 class Command(BaseCommand):
     help = (
-        "Run a local SMTP server that stores every message in a Maildir (shown at /outbox/) "
+        "Run a local SMTP server that stores every message in a Maildir (shown at /mailbox/) "
         "and can be made slow or failing, also while it runs, through its control file."
     )
     # The sink needs neither models nor database: skip the checks so it also starts while
