@@ -2,51 +2,34 @@
 
 import asyncio
 import logging
-import math
 import signal
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from demo.management.commands._stand_in import StandInCommand
 from demo.smtp_sink import SinkHandler, start_server, update_controls
 
 
-class Command(BaseCommand):
+class Command(StandInCommand):
     help = (
         "Run a local SMTP server that stores every message in a Maildir (shown at /mailbox/) "
         "and can be made slow or failing, also while it runs, through its control file."
     )
-    # The sink needs neither models nor database: skip the checks so it also starts while
-    # the rest of the project is half-configured.
-    requires_system_checks = []
+    default_port = 1025
+    control_setting = "SMTP_SINK_CONTROL"
+    latency_help = "seconds to wait before answering DATA"
+    fail_rate_help = "share of messages (0..1) answered 451, try again later"
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=1025, help="0 picks a free port")
+        super().add_arguments(parser)
         parser.add_argument(
             "--maildir", type=Path, help="where to store mail (default: SMTP_SINK_DIR)"
         )
-        parser.add_argument(
-            "--control", type=Path, help="the knobs' JSON file (default: SMTP_SINK_CONTROL)"
-        )
-        parser.add_argument(
-            "--latency", type=float, default=0.0, help="seconds to wait before answering DATA"
-        )
-        parser.add_argument(
-            "--fail-rate",
-            type=float,
-            default=0.0,
-            help="share of messages (0..1) answered 451, try again later",
-        )
 
     def handle(self, *, host, port, maildir, control, latency, fail_rate, **options):
-        if not (math.isfinite(latency) and latency >= 0):
-            raise CommandError(f"--latency must be zero or more seconds, not {latency}")
-        if not 0 <= fail_rate <= 1:
-            raise CommandError(f"--fail-rate must be between 0 and 1, not {fail_rate}")
-        if not 0 <= port <= 65535:
-            raise CommandError(f"--port must be between 0 and 65535, not {port}")
+        self.check_weather(port=port, latency=latency, fail_rate=fail_rate)
         maildir = maildir or settings.SMTP_SINK_DIR
         control = control or settings.SMTP_SINK_CONTROL
 

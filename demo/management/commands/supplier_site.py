@@ -1,44 +1,32 @@
 """`manage.py supplier_site`: the demo's local supplier site, see demo/supplier_site.py."""
 
 import logging
-import math
 import signal
 import threading
-from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from demo.management.commands._stand_in import StandInCommand
 from demo.supplier_site import LAYOUTS, make_server, read_controls, update_controls
 
 
-class Command(BaseCommand):
+class Command(StandInCommand):
     help = (
         "Run the local supplier site (product pages, an index, robots.txt) that the price "
         "feed fetches from; make it slow, failing or redesigned through its control file."
     )
-    # The site needs no database: skip the checks, so it starts even before migrations.
-    requires_system_checks = []
+    default_port = 8100
+    control_setting = "SUPPLIER_SITE_CONTROL"
+    latency_help = "seconds per page"
+    fail_rate_help = "share of pages (0..1) answered 503"
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8100, help="0 picks a free port")
-        parser.add_argument(
-            "--control", type=Path, help="the knobs' JSON file (default: SUPPLIER_SITE_CONTROL)"
-        )
-        parser.add_argument("--latency", type=float, default=0.0, help="seconds per page")
-        parser.add_argument(
-            "--fail-rate", type=float, default=0.0, help="share of pages (0..1) answered 503"
-        )
+        super().add_arguments(parser)
         parser.add_argument("--layout", choices=LAYOUTS, default="v1")
 
     def handle(self, *, host, port, control, latency, fail_rate, layout, **options):
-        if not (math.isfinite(latency) and latency >= 0):
-            raise CommandError(f"--latency must be zero or more seconds, not {latency}")
-        if not 0 <= fail_rate <= 1:
-            raise CommandError(f"--fail-rate must be between 0 and 1, not {fail_rate}")
-        if not 0 <= port <= 65535:
-            raise CommandError(f"--port must be between 0 and 65535, not {port}")
+        self.check_weather(port=port, latency=latency, fail_rate=fail_rate)
         control = control or settings.SUPPLIER_SITE_CONTROL
 
         # The command line sets the weather; the rest of the file (products, counters, robots
