@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from shop import reports, services
+from shop import report_charts, reports, services
 from shop.forms import SalesReportForm
 from shop.models import SalesReport
 
@@ -45,8 +45,8 @@ def report_detail(request, pk):
     report = get_object_or_404(SalesReport.objects.select_related("requested_by"), pk=pk)
     context = {"report": report, "job": reports.job_of(report), "refresh": report.is_active}
     if report.is_done:
-        context["chart"] = reports.revenue_chart_svg(report.revenue_per_day)
-        context["best_day"] = reports.best_day(report.revenue_per_day)
+        context["chart"] = report_charts.revenue_chart_svg(report.revenue_per_day)
+        context["best_day"] = report_charts.best_day(report.revenue_per_day)
         if report.order_count:
             context["average_order"] = (report.revenue / report.order_count).quantize(reports.CENT)
     return render(request, "shop/reports/detail.html", context)

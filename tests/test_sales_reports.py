@@ -19,7 +19,7 @@ from config.queues import REPORTS, TASK_ROUTES
 from demo.order_history import HISTORY_DAYS
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
-from shop import reports, services
+from shop import report_charts, reports, services
 from shop.models import Order, OrderLine, Product, SalesReport
 from shop.tasks import build_scheduled_sales_report
 
@@ -204,7 +204,7 @@ def test_the_chart_is_valid_svg_with_one_bar_per_day():
         ["2026-03-04", "35.10"],
     ]
 
-    svg = ET.fromstring(reports.revenue_chart_svg(revenue_per_day))
+    svg = ET.fromstring(report_charts.revenue_chart_svg(revenue_per_day))
 
     assert svg.tag == f"{SVG}svg" and svg.get("role") == "img"
     assert "$1,025.50 in total" in svg.get("aria-label")
@@ -219,17 +219,17 @@ def test_the_chart_is_valid_svg_with_one_bar_per_day():
 
 
 def test_the_chart_of_a_report_without_sales_says_so():
-    svg = ET.fromstring(reports.revenue_chart_svg([["2026-03-01", "0.00"]]))
+    svg = ET.fromstring(report_charts.revenue_chart_svg([["2026-03-01", "0.00"]]))
     assert "No sales in this period" in [el.text for el in svg.iter(f"{SVG}text")]
 
 
 def test_the_chart_of_a_year_stays_a_chart():
     start = date(2025, 1, 1)
     days = [[str(start + timedelta(days=n)), f"{n % 50}.00"] for n in range(366)]
-    svg = ET.fromstring(reports.revenue_chart_svg(days))
+    svg = ET.fromstring(report_charts.revenue_chart_svg(days))
     assert sum(1 for el in svg.iter(f"{SVG}rect") if el.get("class") == "bar") == 366
     dates = [el.text for el in svg.iter(f"{SVG}text") if el.get("text-anchor") == "middle"]
-    assert len(dates) <= reports.MAX_DATE_LABELS
+    assert len(dates) <= report_charts.MAX_DATE_LABELS
 
 
 # --- The service ------------------------------------------------------------------------------
