@@ -202,9 +202,12 @@ def why_dead(message):
     if message.content_type not in {"application/json", *accepted}:
         return f"content type {message.content_type!r} is not accepted (JSON only)"
     try:
-        json.loads(message.body)
+        body = json.loads(message.body)
     except ValueError as exc:
         return f"the body is not valid JSON: {exc}"
+    if not (isinstance(body, list) and len(body) == 3):
+        # Celery's message protocol 2: [args, kwargs, embed]; anything else cannot be run.
+        return "not a well-formed task message: the body is not [args, kwargs, options]"
     task = headers.get("task")
     if task not in current_app.tasks:
         return f"no worker knows the task {task!r}"

@@ -74,7 +74,8 @@ def test_a_replayed_job_runs_once_however_often_it_is_replayed(
     job = wait_for_job_state(order, Job.State.SUCCEEDED)
     wait_for(lambda: broker.depth("emails") == 0, message="both copies consumed")
     assert len(smtp_sink.messages()) == 1
-    assert job.replays >= 1
+    # The first copy's replay resets the failed job; the second finds it on its way already.
+    assert job.replays == 1
     assert job.attempts == 1, "the replay started with a fresh retry budget"
     assert broker.peek("emails.dead") == []
 
