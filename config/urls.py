@@ -1,14 +1,10 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.templatetags.static import static as static_url
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Browsers ask for /favicon.ico whatever the page says: no 404 on every page.
-    path("favicon.ico", RedirectView.as_view(url=static_url("shop/favicon.svg"), permanent=True)),
     path("", include("jobs.urls")),
     path("staff/reports/", include("shop.report_urls")),
     path("staff/images/", include("media_jobs.urls")),

@@ -5,6 +5,8 @@ from shop import staff_views, views
 app_name = "shop"
 urlpatterns = [
     path("", views.catalog, name="catalog"),
+    # Browsers ask for /favicon.ico whatever the page says: no 404 on every page.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("products/<slug:slug>/", views.product, name="product"),
     path("cart/", views.cart_detail, name="cart"),
     path("cart/add/<int:product_id>/", views.cart_add, name="cart_add"),
