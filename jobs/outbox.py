@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.models import Job, JobEvent, record_event
+from jobs.models import Job, JobEvent
 
 logger = logging.getLogger(__name__)
 
@@ -114,20 +114,9 @@ def publish_group(jobs):
         signatures.apply_async(**publish_time_limits())
     except Exception as exc:  # the job rows keep the work safe
         logger.warning("could not publish %d job(s), they stay in the outbox: %r", len(jobs), exc)
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        pks = [job.pk for job in jobs]
-        Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(publish_error=error)
-        JobEvent.objects.bulk_create(
-            JobEvent(job_id=job.pk, kind=JobEvent.Kind.DELAYED, detail=error)
-            for job in jobs
-            if not job.publish_error  # the first failure goes on the timeline, not every one
-        )
+        _keep_in_outbox(jobs, f"{type(exc).__name__}: {exc}")
         return 0
-    pks = [job.pk for job in jobs]
-    Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(
-        state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
-    )
-    JobEvent.objects.bulk_create(JobEvent(job_id=pk, kind=JobEvent.Kind.QUEUED) for pk in pks)
+    _mark_queued(jobs)
     return len(jobs)
 
 
@@ -191,7 +180,7 @@ def publish(job_pk):
     if job.state != Job.State.PENDING:
         return True  # the sweeper was faster (a long request), or a worker has it already
     if time.monotonic() < _broker_failed_until:
-        _keep_in_outbox(job, "not sent: the broker failed moments ago, the sweeper will send it")
+        _keep_in_outbox([job], "not sent: the broker failed moments ago, the sweeper will send it")
         return False
     task = current_app.tasks[job.task_name]
     try:
@@ -201,20 +190,32 @@ def publish(job_pk):
     except Exception as exc:  # whatever the broker did, the job row keeps the work safe
         logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
         _broker_failed_until = time.monotonic() + settings.OUTBOX_BREAKER_SECONDS
-        _keep_in_outbox(job, f"{type(exc).__name__}: {exc}")
+        _keep_in_outbox([job], f"{type(exc).__name__}: {exc}")
         return False
-    # Only a PENDING job becomes QUEUED: a fast worker may already have started it.
-    Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(
-        state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
-    )
-    record_event(job.pk, JobEvent.Kind.QUEUED)
+    _mark_queued([job])
     return True
 
 
-def _keep_in_outbox(job, error):
-    Job.objects.filter(pk=job.pk, state=Job.State.PENDING).update(publish_error=error[:500])
-    if not job.publish_error:  # the first failure goes on the timeline, not every sweep
-        record_event(job.pk, JobEvent.Kind.DELAYED, detail=error)
+def _mark_queued(jobs):
+    """RabbitMQ confirmed `jobs`. Only a PENDING job becomes QUEUED: a fast worker may already
+    have started it."""
+    pks = [job.pk for job in jobs]
+    Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(
+        state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
+    )
+    JobEvent.objects.bulk_create(JobEvent(job_id=pk, kind=JobEvent.Kind.QUEUED) for pk in pks)
+
+
+def _keep_in_outbox(jobs, error):
+    """The broker did not take `jobs`: they wait for the sweeper, each saying why."""
+    error = error[:500]
+    pks = [job.pk for job in jobs]
+    Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(publish_error=error)
+    JobEvent.objects.bulk_create(
+        JobEvent(job_id=job.pk, kind=JobEvent.Kind.DELAYED, detail=error)
+        for job in jobs
+        if not job.publish_error  # the first failure goes on the timeline, not every sweep
+    )
 
 
 def republish_pending_jobs(older_than=None):
