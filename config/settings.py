@@ -77,7 +77,7 @@ INSTALLED_APPS = [
     "media_jobs",
     "suppliers",
 ]
-# The demo's stand-ins (demo/: the SMTP sink and its outbox, the supplier site, the knobs,
+# The demo's stand-ins (demo/: the SMTP sink and its mailbox, the supplier site, the knobs,
 # seed_demo). On with DEBUG; production leaves them out, except where a container runs one of
 # them (compose's smtp-sink: DEMO=1).
 DEMO = env_bool("DEMO", DEBUG)

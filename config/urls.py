@@ -15,7 +15,7 @@ urlpatterns = [
 ]
 
 if "demo" in settings.INSTALLED_APPS:
-    # The demo's pages (/outbox/, /staff/demo/, the supplier site's knobs) where it is installed.
+    # The demo's pages (/mailbox/, /staff/demo/, the supplier site's knobs) where it is installed.
     urlpatterns.insert(0, path("", include("demo.urls")))
 
 if settings.DEBUG:

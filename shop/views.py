@@ -179,12 +179,13 @@ def order_status(request, token):
     # The token is the only key to an order's page: never look an order up by its number.
     order = get_object_or_404(Order.objects.prefetch_related("lines"), token=token)
     jobs = selectors.jobs_for(order)
+    waiting_for_jobs = any(not job.is_final for job in jobs)
     context = {
         "order": order,
         "lines": list(order.lines.all()),
         "jobs": jobs,
-        "waiting_for_jobs": any(not job.is_final for job in jobs),
-        "refresh": refresh_seconds(order, jobs),
+        "waiting_for_jobs": waiting_for_jobs,
+        "refresh": refresh_seconds(order, waiting_for_jobs),
     }
     return render(request, "shop/order_status.html", context)
 
@@ -196,9 +197,9 @@ SHIPMENT_REFRESH_SECONDS = 10
 SHIPMENT_WATCH = timedelta(hours=1)
 
 
-def refresh_seconds(order, jobs):
+def refresh_seconds(order, waiting_for_jobs):
     """How often the order page reloads itself, or None when nothing more is coming."""
-    if any(not job.is_final for job in jobs):
+    if waiting_for_jobs:
         return JOB_REFRESH_SECONDS
     if order.status == Order.Status.PLACED and timezone.now() - order.created_at < SHIPMENT_WATCH:
         return SHIPMENT_REFRESH_SECONDS

@@ -14,6 +14,7 @@ with its own address, so that a test can cut one off from the others (a partitio
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -277,8 +278,6 @@ class Cluster:
 
     def running_nodes(self, via):
         output = via.ctl("cluster_status", "--formatter", "json", timeout=30)
-        import json
-
         return set(json.loads(output[output.index("{") :])["running_nodes"])
 
     def wait_formed(self, timeout=120):
