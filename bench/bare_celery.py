@@ -29,6 +29,6 @@ def noop(label="", seconds=0):
 @app.task(name="bare.send_order_confirmation")
 def send_order_confirmation(order_id):
     from notifications import emails
-    from notifications.jobs import ORDER_CONFIRMATION
+    from notifications.tasks import send_order_confirmation
 
-    return emails.send_order_confirmation(order_id, ORDER_CONFIRMATION.key(order_id))
+    return emails.send_order_confirmation(order_id, send_order_confirmation.job_key(order_id))

@@ -129,9 +129,9 @@ def confirmations_behind(env, worker, paused, filler, priority_options, backlog,
 def wait_for_starts(order_ids):
     """{order id: epoch seconds its confirmation job was claimed}, once all of them were."""
     from jobs.models import Job
-    from notifications.jobs import ORDER_CONFIRMATION
+    from notifications.tasks import send_order_confirmation
 
-    keys = {ORDER_CONFIRMATION.key(pk): pk for pk in order_ids}
+    keys = {send_order_confirmation.job_key(pk): pk for pk in order_ids}
 
     def all_started():
         rows = Job.objects.filter(key__in=keys, started_at__isnull=False)

@@ -90,8 +90,8 @@ def run(env):
 
     from config.celery import app
     from media_jobs import services
-    from media_jobs.jobs import MAKE_RENDITIONS
     from media_jobs.renditions import limits_from_settings
+    from media_jobs.tasks import make_renditions
 
     with running():
         # The worker boots while the pictures are made: on 2 cores, side by side is faster.
@@ -127,7 +127,7 @@ def run(env):
                 for n in range(PICTURES_PER_RUN):
                     data = pictures[n % len(pictures)].read_bytes()
                     image = services.attach_image(product, SimpleUploadedFile("photo.jpg", data))
-                    keys.append(MAKE_RENDITIONS.key(image.pk))
+                    keys.append(make_renditions.job_key(image.pk))
                 with peaks:
                     started = time.time()
                     consume(app, worker, QUEUE, True)

@@ -196,8 +196,9 @@ SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "outbox"))
 SMTP_SINK_CONTROL = Path(os.environ.get("SMTP_SINK_CONTROL", VAR_DIR / "smtp-sink.json"))
 
 # --- Celery -----------------------------------------------------------------------------------
-# Read by config/celery.py with the CELERY_ namespace. The queue topology and the routes live
-# in config/queues.py; everything about reliability is set here, once, for every task.
+# Read by config/celery.py with the CELERY_ namespace. The shop's queues are in config/queues.py,
+# and a job's queue and priority where it is declared (jobs/declare.py); everything about
+# reliability is set here, once, for every task.
 from celery.schedules import crontab  # noqa: E402
 
 from config import queues  # noqa: E402
@@ -224,7 +225,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 CELERY_TASK_QUEUES = queues.TASK_QUEUES
-CELERY_TASK_ROUTES = queues.TASK_ROUTES
+# Jobs route themselves where they are declared (jobs/declare.py); the rest by name.
+CELERY_TASK_ROUTES = (queues.TASK_ROUTES, "jobs.declare.route_declared_job")
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT_QUEUE
 CELERY_TASK_DEFAULT_EXCHANGE = queues.WORK_EXCHANGE.name
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = queues.WORK_EXCHANGE.type
@@ -289,6 +291,13 @@ OUTBOX_PUBLISH_TIMEOUT_SECONDS = env_float("OUTBOX_PUBLISH_TIMEOUT_SECONDS", 2)
 # In a web request, publish what it committed once the response has gone out, not at the commit:
 # the customer does not wait for the broker's confirms (jobs/outbox.py: publish_after_commit).
 OUTBOX_PUBLISH_AFTER_RESPONSE = env_bool("OUTBOX_PUBLISH_AFTER_RESPONSE", True)
+# The event queues between shop and warehouse: their consumers are not Celery workers, but the
+# dashboard and the health checks watch them, and the dead-letters page explains what the
+# shop's consumer parked (jobs/conf.py).
+JOBS_EVENT_QUEUES = queues.EVENT_QUEUE_NAMES
+JOBS_EVENT_PARKING_QUEUES = {
+    queues.SHOP_EVENTS.parking_queue.name: "shop.event_consumer.why_refused",
+}
 
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are

@@ -27,6 +27,8 @@ QUEUE_TYPE = os.environ.get("RABBITMQ_QUEUE_TYPE", "classic")
 QUEUE_TYPES = ("classic", "quorum")
 if QUEUE_TYPE not in QUEUE_TYPES:
     raise ValueError(f"RABBITMQ_QUEUE_TYPE must be one of {QUEUE_TYPES}, not {QUEUE_TYPE!r}")
+# The shop's job queues are declared the same way (jobs/topology.py); contracts/ imports neither
+# side, so it keeps its own copy, and a test keeps the two alike.
 # On quorum queues RabbitMQ counts how often a message was handed out and came back unfinished
 # (a consumer's connection lost with it, a reject with requeue). Past this many, the message is
 # dead-lettered instead of being handed out again: the broker's own guard against a message

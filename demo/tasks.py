@@ -5,22 +5,32 @@ import os
 import signal
 import time
 
-from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from config.queues import MAINTENANCE
+from jobs.declare import job
 from jobs.errors import PermanentError
-from jobs.runner import JobTask
+from jobs.topology import PRIORITY_BULK
+
+MISBEHAVING = {"queue": MAINTENANCE, "priority": PRIORITY_BULK}
 
 
-@shared_task(bind=True, base=JobTask, name="demo.poison_pill", soft_time_limit=30, time_limit=40)
-def poison_pill(self, label):
+@job(
+    "demo.poison_pill",
+    kind="poison",
+    label="Poison pill",
+    soft_time_limit=30,
+    time_limit=40,
+    **MISBEHAVING,
+)
+def poison_pill(label):
     """Kill the worker process that runs it: a poison message, for the demo and the tests.
 
     Every delivery kills its worker process; task_retry_on_worker_lost publishes it again a
     limited number of times, then it is dead-lettered instead of looping forever.
     """
-    return self.run_once(f"poison:{label}", kill_this_process)
+    kill_this_process()
 
 
 def kill_this_process():
@@ -29,11 +39,13 @@ def kill_this_process():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@shared_task(bind=True, base=JobTask, name="demo.runaway", soft_time_limit=1, time_limit=2)
-def runaway(self, label):
+@job(
+    "demo.runaway", kind="runaway", label="Runaway", soft_time_limit=1, time_limit=2, **MISBEHAVING
+)
+def runaway(label):
     """A job that ignores its soft time limit and runs on: the hard limit kills it, and it is
     dead-lettered rather than requeued forever. For the demo and the tests."""
-    return self.run_once(f"runaway:{label}", run_forever)
+    run_forever()
 
 
 def run_forever():

@@ -8,8 +8,13 @@ class JobsConfig(AppConfig):
     def ready(self):
         from django.core import signals as request_signals
         from django.db import close_old_connections
+        from django.utils.module_loading import autodiscover_modules
 
-        from jobs import outbox, signals  # noqa: F401 - importing signals connects its handlers
+        from jobs import declare, outbox, signals  # noqa: F401 - importing connects their handlers
+
+        # Jobs are declared in the apps' tasks modules (jobs/declare.py): import them all, so
+        # every process knows every job's kind and route, not only the worker.
+        autodiscover_modules("tasks")
 
         # A web request's jobs are published once its response has gone out (jobs/outbox.py),
         # before Django closes the request's database connection: connected after ours, or

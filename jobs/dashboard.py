@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from config import queues
+from jobs import conf, topology
 from jobs.models import Job
 
 BUCKET_MINUTES = 5
@@ -26,13 +26,13 @@ class QueueRow:
 
 
 def watched_queues():
-    """[(queue, kind)]: the work queues, and the event queues between shop and warehouse.
+    """[(queue, kind)]: the work queues, and the event queues of JOBS_EVENT_QUEUES.
 
-    An event queue whose consumer is down (the warehouse, `manage.py consume_shop_events`)
-    shows here as 0 consumers and a growing depth.
+    An event queue whose consumer is down (another service, say) shows here as 0 consumers and
+    a growing depth.
     """
-    return [(name, "jobs") for name in queues.WORK_QUEUE_NAMES] + [
-        (name, "events") for name in queues.EVENT_QUEUE_NAMES
+    return [(name, "jobs") for name in topology.work_queue_names(current_app)] + [
+        (name, "events") for name in conf.JOBS_EVENT_QUEUES
     ]
 
 
@@ -57,14 +57,14 @@ def queue_rows():
     watched = watched_queues()
     try:
         counts = queue_counts(
-            [n for name, _ in watched for n in (name, queues.dead_letter_queue_name(name))]
+            [n for name, _ in watched for n in (name, topology.dead_letter_queue_name(name))]
         )
     except Exception:
         return [QueueRow(name, None, None, None, oldest.get(name), kind) for name, kind in watched]
     rows = []
     for name, kind in watched:
         ready, consumers = counts[name]
-        dead, _ = counts[queues.dead_letter_queue_name(name)]
+        dead, _ = counts[topology.dead_letter_queue_name(name)]
         rows.append(QueueRow(name, ready, consumers, dead, oldest.get(name), kind))
     return rows
 
@@ -79,11 +79,17 @@ def oldest_waiting_by_queue():
     now = timezone.now()
     oldest = {}
     for row in waiting:
-        queue = queues.TASK_ROUTES.get(row["task_name"], {}).get("queue")
+        queue = queue_of(row["task_name"])
         if queue:
             age = (now - row["since"]).total_seconds()
             oldest[queue] = max(age, oldest.get(queue, 0))
     return oldest
+
+
+def queue_of(task_name):
+    """The name of the queue `task_name` is routed to, or None for a task no route names."""
+    route = current_app.amqp.router.lookup_route(task_name)
+    return route and route.get("queue")
 
 
 def workers():

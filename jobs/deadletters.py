@@ -19,11 +19,11 @@ from datetime import datetime
 from amqp.exceptions import NotFound
 from celery import current_app
 from django.db.models import F
+from django.utils.module_loading import import_string
 from django_celery_results.models import TaskResult
 from kombu import Exchange, Producer
 
-import contracts
-from config import queues
+from jobs import conf, topology
 from jobs.models import Job, JobEvent, record_event
 from jobs.outbox import publish_time_limits
 
@@ -49,8 +49,10 @@ class DeadLetter:
 
 
 def dead_letter_queues():
-    jobs = [queues.dead_letter_queue_name(name) for name in queues.WORK_QUEUE_NAMES]
-    return jobs + list(queues.EVENT_DEAD_LETTER_QUEUES)  # and the shop's event consumers'
+    jobs = [
+        topology.dead_letter_queue_name(name) for name in topology.work_queue_names(current_app)
+    ]
+    return jobs + list(conf.JOBS_EVENT_PARKING_QUEUES)  # and those of the event consumers
 
 
 def depths():
@@ -133,7 +135,9 @@ def _republish(producer, message):
         record_event(job.pk, JobEvent.Kind.REPLAYED, detail="with a fresh retry budget")
     producer.publish(
         message.body,
-        exchange=Exchange(death.get("exchange", queues.WORK_EXCHANGE.name), type="direct"),
+        exchange=Exchange(
+            death.get("exchange", current_app.conf.task_default_exchange), type="direct"
+        ),
         routing_key=(death.get("routing-keys") or [death.get("queue")])[0],
         headers=headers,
         content_type=message.content_type,
@@ -180,8 +184,8 @@ def describe(queue_name, message):
         for d in headers.get("x-death", [])
     ]
     times = [d["time"] for d in deaths if d["time"]]
-    subscription = queues.EVENT_DEAD_LETTER_QUEUES.get(queue_name)
-    reason = why_event_dead(message, subscription) if subscription else why_dead(message)
+    explain = conf.JOBS_EVENT_PARKING_QUEUES.get(queue_name)
+    reason = import_string(explain)(message) if explain else why_dead(message)
     return DeadLetter(
         queue=queue_name,
         id=message_id(message),
@@ -219,12 +223,6 @@ def why_dead(message):
     if result and result.traceback:
         return result.traceback.strip().splitlines()[-1]
     return "rejected by the worker"
-
-
-def why_event_dead(message, subscription):
-    """Why the shop's event consumer refused this event: what the contracts say is wrong."""
-    problem = contracts.problem_with(message.body, message.content_type, accept=subscription.reads)
-    return problem or "a valid event the consumer could not apply: its log says why"
 
 
 def _short(body, limit=200):

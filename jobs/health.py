@@ -7,7 +7,7 @@ for load balancers and monitoring, with 503 naming what is down.
 from celery import current_app
 from django.db import connection
 
-from config import queues
+from jobs import conf, topology
 from jobs.dashboard import queue_counts
 
 
@@ -40,7 +40,7 @@ def workers(timeout=1.0):
     except Exception as exc:
         return False, f"broker unreachable, no worker can be asked: {exc}"
     served = {queue["name"] for consumed in replies.values() for queue in consumed}
-    missing = [name for name in queues.WORK_QUEUE_NAMES if name not in served]
+    missing = [name for name in topology.work_queue_names(current_app) if name not in served]
     if missing:
         return False, f"no worker answers for queue(s): {', '.join(missing)}"
     return True, f"{len(replies)} worker(s) serve every queue"
@@ -53,7 +53,7 @@ def event_consumers():
     Celery workers: no broadcast reaches them, but RabbitMQ counts them on their queue.
     """
     try:
-        counts = queue_counts(queues.EVENT_QUEUE_NAMES)
+        counts = queue_counts(conf.JOBS_EVENT_QUEUES)
     except Exception as exc:  # a queue nobody declared yet (404) closes the channel too
         return False, f"broker unreachable, or an event queue is missing: {exc}"
     idle = [name for name, (_ready, consumers) in counts.items() if consumers == 0]

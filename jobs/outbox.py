@@ -18,26 +18,28 @@ from datetime import timedelta
 from functools import partial
 
 from celery import current_app, group
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import conf
 from jobs.models import Job, JobEvent
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue_on_commit(task, *args, kind, subject, key=None):
-    """Record a job of `kind` for `subject` and publish `task(*args)` once the caller commits.
+def enqueue_on_commit(task, *args, subject):
+    """Record job `task(*args)` about `subject` (a model instance, shown on the job) and
+    publish it once the caller commits.
 
-    The job's key defaults to one job of this kind per subject; pass `key` when a subject
-    can have several (a regeneration batch, say). Asking twice for the same key returns the
-    first job and publishes nothing new.
+    `task` is a job (declared with @job, jobs/declare.py), or its name where importing it
+    would make a cycle (a module the job's own task module imports). The job's key is its kind
+    and its arguments: asking twice for the same returns the first job and publishes nothing new.
     """
+    task = current_app.tasks[task] if isinstance(task, str) else task
     job, created = Job.objects.get_or_create(
-        key=key or kind.key(subject.pk),
+        key=task.job_key(*args),
         defaults={
-            "kind": kind.name,
+            "kind": task.kind.name,
             "subject": subject_label(subject),
             "task_name": task.name,
             "args": list(args),
@@ -49,8 +51,8 @@ def enqueue_on_commit(task, *args, kind, subject, key=None):
     return job
 
 
-def enqueue_many_on_commit(task, kind, subjects):
-    """`enqueue_on_commit(task, subject.pk, ...)` for many subjects, in a few queries.
+def enqueue_many_on_commit(task, subjects):
+    """`enqueue_on_commit(task, subject.pk, subject=subject)` for many subjects, in a few queries.
 
     For bulk actions over hundreds of rows: the jobs are inserted in one statement and
     published in one go after the commit. Subjects that already have a job of this kind are
@@ -58,8 +60,8 @@ def enqueue_many_on_commit(task, kind, subjects):
     """
     wanted = [
         Job(
-            key=kind.key(subject.pk),
-            kind=kind.name,
+            key=task.job_key(subject.pk),
+            kind=task.kind.name,
             subject=subject_label(subject),
             task_name=task.name,
             args=[subject.pk],
@@ -76,20 +78,24 @@ def enqueue_many_on_commit(task, kind, subjects):
     return len(created)
 
 
-def record_group(task_name, kind, subject, keyed_args):
-    """PENDING jobs of `kind` for `subject`, one per (key, args) of `keyed_args`, published
-    later as one group (`publish_group`). Keys that already have a job are left alone."""
+def record_group(task_name, subject, many_args):
+    """PENDING jobs `task_name(*args)` about `subject`, one per args of `many_args`, published
+    later as one group (`publish_group`). Jobs that exist already are left alone.
+
+    The task goes by name: the code that plans a fan-out is what its task runs, and cannot
+    import it."""
+    task = current_app.tasks[task_name]
     Job.objects.bulk_create(
         [
             Job(
-                key=key,
-                kind=kind.name,
+                key=task.job_key(*args),
+                kind=task.kind.name,
                 subject=subject_label(subject),
                 task_name=task_name,
                 args=list(args),
                 task_id=str(uuid.uuid4()),
             )
-            for key, args in keyed_args
+            for args in many_args
         ],
         ignore_conflicts=True,
         batch_size=500,
@@ -110,7 +116,7 @@ def publish_group(jobs):
         current_app.tasks[job.task_name].si(*job.args).set(task_id=job.task_id) for job in jobs
     )
     try:
-        # Route and priority from config/queues.py, like every publish; a person may be waiting.
+        # Route and priority as the job was declared, like every publish; a person may be waiting.
         signatures.apply_async(**publish_time_limits())
     except Exception as exc:  # the job rows keep the work safe
         logger.warning("could not publish %d job(s), they stay in the outbox: %r", len(jobs), exc)
@@ -142,7 +148,7 @@ def publish_after_commit(job_pks):
 
 def request_started(**kwargs):
     """Django's request_started: what this request commits waits for its response to go out."""
-    if settings.OUTBOX_PUBLISH_AFTER_RESPONSE:
+    if conf.OUTBOX_PUBLISH_AFTER_RESPONSE:
         _this_request.waiting = getattr(_this_request, "waiting", None) or []
 
 
@@ -169,7 +175,7 @@ def publish_time_limits():
     broker that keeps the connection open and answers nothing (publishers blocked by a disk or
     memory alarm) would hold the request forever.
     """
-    seconds = settings.OUTBOX_PUBLISH_TIMEOUT_SECONDS
+    seconds = conf.OUTBOX_PUBLISH_TIMEOUT_SECONDS
     return {"timeout": seconds, "confirm_timeout": seconds}
 
 
@@ -184,12 +190,13 @@ def publish(job_pk):
         return False
     task = current_app.tasks[job.task_name]
     try:
-        # Route and priority come from config/queues.py; the task id is the job's, so every
-        # copy of this message (retries, redeliveries, replays) is recognisably the same job.
+        # Route and priority as the job was declared (jobs/declare.py); the task id is the
+        # job's, so every copy of this message (retries, redeliveries, replays) is recognisably
+        # the same job.
         task.apply_async(args=job.args, task_id=job.task_id, **publish_time_limits())
     except Exception as exc:  # whatever the broker did, the job row keeps the work safe
         logger.warning("could not publish job %s, it stays in the outbox: %r", job.key, exc)
-        _broker_failed_until = time.monotonic() + settings.OUTBOX_BREAKER_SECONDS
+        _broker_failed_until = time.monotonic() + conf.OUTBOX_BREAKER_SECONDS
         _keep_in_outbox([job], f"{type(exc).__name__}: {exc}")
         return False
     _mark_queued([job])
@@ -225,7 +232,7 @@ def republish_pending_jobs(older_than=None):
     that is safe because every job runs through the idempotent runner.
     """
     if older_than is None:
-        older_than = timedelta(seconds=settings.OUTBOX_REPUBLISH_AFTER_SECONDS)
+        older_than = timedelta(seconds=conf.OUTBOX_REPUBLISH_AFTER_SECONDS)
     cutoff = timezone.now() - older_than
     stale = Job.objects.filter(state=Job.State.PENDING, created_at__lte=cutoff)
     published = publish_many(list(stale.values_list("pk", flat=True)))

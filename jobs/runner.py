@@ -1,6 +1,6 @@
 """Running a job: once, with retries for transient faults and dead-lettering for the rest.
 
-Tasks subclass nothing themselves; they are declared with `base=JobTask` and call
+Jobs are declared with `@job` (jobs/declare.py), which makes a JobTask that calls
 `self.run_once(key, work)` around a plain function. The rules live here, in one place:
 
 - the job is *claimed* before the work starts. The claim is a lease on the job row; a second
@@ -25,11 +25,10 @@ from datetime import timedelta
 
 from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
-from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config import queues
+from jobs import conf, topology
 from jobs.errors import PermanentError, TransientError
 from jobs.logs import current_job
 from jobs.models import Job, JobEvent, record_event
@@ -46,8 +45,8 @@ def backoff_seconds(retries, base=None, cap=None):
     Half of the delay is fixed, half random ("equal jitter"): the delay still grows with every
     attempt, and jobs that failed together do not all come back in the same second.
     """
-    base = settings.JOB_RETRY_BACKOFF_SECONDS if base is None else base
-    cap = settings.JOB_RETRY_BACKOFF_MAX_SECONDS if cap is None else cap
+    base = conf.JOB_RETRY_BACKOFF_SECONDS if base is None else base
+    cap = conf.JOB_RETRY_BACKOFF_MAX_SECONDS if cap is None else cap
     delay = min(cap, base * 2**retries)
     return delay / 2 + random.uniform(0, delay / 2)
 
@@ -168,7 +167,7 @@ def record_failure(job, reason, dead_letter_queue=None):
 def dead_letter_queue_of(request):
     """Where RabbitMQ parks this message if we reject it: the dead-letter queue of its queue."""
     queue = (request.delivery_info or {}).get("routing_key")
-    return queues.dead_letter_queue_name(queue) if queue else None
+    return topology.dead_letter_queue_name(queue) if queue else None
 
 
 def describe_error(exc):
@@ -178,13 +177,19 @@ def describe_error(exc):
 class JobTask(Task):
     """Base class for tasks that do one unit of business work."""
 
-    max_retries = settings.JOB_MAX_RETRIES
+    max_retries = conf.JOB_MAX_RETRIES
     # With task_retry_on_worker_lost, a task whose worker process died is published again
     # after this delay, at most max_retries times: then it is dead-lettered, so a message
     # that kills its worker every time (a poison message) cannot loop forever.
-    default_retry_delay = settings.JOB_WORKER_LOST_RETRY_DELAY_SECONDS
+    default_retry_delay = conf.JOB_WORKER_LOST_RETRY_DELAY_SECONDS
     # Dead-letters a job killed at its hard time limit instead of requeueing it forever.
     Request = "jobs.worker:JobRequest"
+    # The job's kind (jobs/kinds.py), given by @job (jobs/declare.py).
+    kind = None
+
+    def job_key(self, *args):
+        """The key of this job for `args`: one job of this kind per arguments, ever."""
+        return self.kind.key(":".join(str(arg) for arg in args))
 
     @property
     def lease_seconds(self):
@@ -242,7 +247,7 @@ class JobTask(Task):
             # What the other side asked for, but never past the backoff's cap: a retry's
             # countdown is held unacknowledged by the worker, and RabbitMQ closes the channel
             # of a consumer that holds a message past its consumer_timeout (30 min).
-            asked = min(getattr(exc, "retry_after", 0) or 0, settings.JOB_RETRY_BACKOFF_MAX_SECONDS)
+            asked = min(getattr(exc, "retry_after", 0) or 0, conf.JOB_RETRY_BACKOFF_MAX_SECONDS)
             delay = max(backoff_seconds(job.attempts - 1), asked)
             record_retry(job, reason, delay)
             logger.warning("job %s attempt failed (%s); retrying in %.1fs", key, reason, delay)
@@ -261,7 +266,7 @@ class JobTask(Task):
         a replay can start afresh and waiting for a busy job costs nothing; Celery's own
         limit is lifted for this one call.
         """
-        if queues.QUORUM:
+        if topology.queue_type_of(self.app) == "quorum":
             # Celery's native delayed delivery (quorum topology) waits whole seconds, at least
             # one: it refuses a shorter countdown and cuts a longer one down to the second.
             seconds = max(1, math.ceil(seconds))

@@ -1,10 +1,12 @@
-"""Job state for failures that happen outside the task's own code."""
+"""What jobs do on Celery's signals: declare the queues at a worker's start, and record the
+failures that happen outside a task's own code."""
 
 import logging
 
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
-from celery.signals import task_failure
+from celery.signals import task_failure, worker_init
 
+from jobs import topology
 from jobs.models import Job
 from jobs.runner import dead_letter_queue_of, record_failure
 
@@ -29,3 +31,20 @@ def record_killed_job(sender=None, task_id=None, exception=None, **kwargs):
         reason = why.format(attempts=job.attempts, exception=exception)
         record_failure(job, reason[:500], dead_letter_queue_of(sender.request))
         logger.error("job %s dead-lettered: %s", job.key, reason)
+
+
+@worker_init.connect
+def declare_queues_before_consuming(sender=None, **kwargs):
+    """Declare the work queues and their parking queues before the worker consumes.
+
+    A message can only be dead-lettered into a queue that exists, and a worker declares only
+    the queues it consumes itself.
+    """
+    app = getattr(sender, "app", None)
+    if app is None or not topology.work_queues(app):
+        return  # another app's worker in this process (a benchmark's bare baseline, say)
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=10)
+        topology.declare_work_queues(
+            connection, topology.work_queues(app), topology.queue_type_of(app)
+        )

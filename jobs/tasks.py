@@ -3,6 +3,8 @@ import time
 from celery import shared_task
 
 from jobs import outbox
+from jobs.declare import route_task
+from jobs.topology import PRIORITY_BULK, PRIORITY_HIGH
 
 
 @shared_task(name="jobs.republish_pending_jobs", soft_time_limit=60, time_limit=90)
@@ -11,9 +13,15 @@ def republish_pending_jobs():
     return outbox.republish_pending_jobs()
 
 
+route_task("jobs.republish_pending_jobs", priority=PRIORITY_HIGH)
+
+
 @shared_task(name="jobs.noop", ignore_result=True, soft_time_limit=30, time_limit=40)
 def noop(label="", seconds=0):
     """Does nothing (for `seconds`): filler for load tests, benchmarks and the demo's flood."""
     if seconds:
         time.sleep(min(seconds, 10))
     return label
+
+
+route_task("jobs.noop", priority=PRIORITY_BULK)

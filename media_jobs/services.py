@@ -15,13 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.outbox import enqueue_on_commit
-from media_jobs import images, video, video_previews
-from media_jobs.jobs import (
-    MAKE_RENDITIONS,
-    POSTER_AND_PREVIEW,
-    REGENERATE_RENDITIONS,
-    regeneration_key,
-)
+from media_jobs import ffmpeg, images, video, video_previews
 from media_jobs.models import ProductImage, ProductVideo
 from media_jobs.renditions import limits_from_settings
 from media_jobs.selectors import current_image_ids
@@ -29,7 +23,7 @@ from media_jobs.tasks import make_poster_and_preview, make_renditions, regenerat
 
 ImageRejected = images.ImageRejected
 # What check_video_upload and attach_video raise: a sentence for staff either way.
-VIDEO_REFUSALS = (video.VideoRejected, video.FfmpegMissing)
+VIDEO_REFUSALS = (video.VideoRejected, ffmpeg.FfmpegMissing)
 
 
 def check_upload(uploaded_file):
@@ -56,7 +50,7 @@ def attach_image(product, uploaded_file):
         width=info.width,
         height=info.height,
     )
-    enqueue_on_commit(make_renditions, image.pk, kind=MAKE_RENDITIONS, subject=image)
+    enqueue_on_commit(make_renditions, image.pk, subject=image)
     return image
 
 
@@ -75,7 +69,7 @@ def check_video_upload(uploaded_file):
     video.sniff(uploaded_file.read(64))
     ff = video_previews.ffmpeg_from_settings()
     with local_path(uploaded_file) as path:
-        return video.inspect(ff, path, limits, video.Deadline(settings.VIDEO_PROBE_TIMEOUT))
+        return video.inspect(ff, path, limits, ffmpeg.Deadline(settings.VIDEO_PROBE_TIMEOUT))
 
 
 @transaction.atomic
@@ -97,7 +91,7 @@ def attach_video(product, uploaded_file):
         duration=info.duration,
         size=info.size_bytes,
     )
-    enqueue_on_commit(make_poster_and_preview, row.pk, kind=POSTER_AND_PREVIEW, subject=row)
+    enqueue_on_commit(make_poster_and_preview, row.pk, subject=row)
     return row
 
 
@@ -155,12 +149,6 @@ def regenerate_all():
 
     image_ids = current_image_ids()
     for image in ProductImage.objects.filter(pk__in=image_ids).only("pk"):
-        enqueue_on_commit(
-            regenerate_renditions,
-            image.pk,
-            batch,
-            kind=REGENERATE_RENDITIONS,
-            subject=image,
-            key=regeneration_key(image.pk, batch),
-        )
+        # Keyed by picture and batch: once per batch, again in the next one.
+        enqueue_on_commit(regenerate_renditions, image.pk, batch, subject=image)
     return batch, len(image_ids)

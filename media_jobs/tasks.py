@@ -1,60 +1,68 @@
-"""Media tasks: thin wrappers that give the plain rendition function the job runner's guarantees.
+"""Media jobs: thin declarations around the plain rendition and video functions.
 
-Both run the same work; they differ in their route (config/queues.py): a fresh upload goes to
-the `media` queue at PRIORITY_HIGH, a bulk regeneration at PRIORITY_BULK, so uploads overtake
-a regeneration in progress. A picture that cannot be used raises ImageRejected (a
-PermanentError): the job fails with the reason and the message is dead-lettered into
-`media.dead`. The time limits bound a picture that is slow to decode in spite of the checks.
+Renditions of a fresh upload and of a bulk regeneration run the same work; they differ in
+priority: a fresh upload goes to the `media` queue at PRIORITY_HIGH, a bulk regeneration at
+PRIORITY_BULK, so uploads overtake a regeneration in progress. A picture that cannot be used
+raises ImageRejected (a PermanentError): the job fails with the reason and the message is
+dead-lettered into `media.dead`. The time limits bound a picture that is slow to decode in spite
+of the checks.
 
 make_poster_and_preview does the same for a product video (media_jobs/video_previews.py), with
 ffmpeg: a VideoRejected fails the job the same way.
 """
 
-from celery import shared_task
 from django.conf import settings
 
-from jobs.runner import JobTask
+from config.queues import MEDIA
+from jobs.declare import job
+from jobs.topology import PRIORITY_BULK, PRIORITY_HIGH
 from media_jobs import renditions, video_previews
-from media_jobs.jobs import MAKE_RENDITIONS, POSTER_AND_PREVIEW, regeneration_key
+
+PICTURE = {"queue": MEDIA, "soft_time_limit": 60, "time_limit": 75}
 
 
-@shared_task(
-    bind=True,
-    base=JobTask,
-    name="media_jobs.make_renditions",
-    soft_time_limit=60,
-    time_limit=75,
+@job(
+    "media_jobs.make_renditions",
+    kind="renditions",
+    label="Renditions",
+    doing="making",
+    done="ready",
+    priority=PRIORITY_HIGH,  # staff are waiting to see it on the shop
+    **PICTURE,
 )
-def make_renditions(self, image_id):
+def make_renditions(image_id):
     """Make the renditions of a freshly uploaded picture, once."""
-    key = MAKE_RENDITIONS.key(image_id)
-    return self.run_once(key, lambda: renditions.make_renditions(image_id))
+    return renditions.make_renditions(image_id)
 
 
-@shared_task(
-    bind=True,
-    base=JobTask,
-    name="media_jobs.regenerate_renditions",
-    soft_time_limit=60,
-    time_limit=75,
+@job(
+    "media_jobs.regenerate_renditions",
+    kind="regenerate_renditions",
+    label="Regeneration",
+    doing="regenerating",
+    done="regenerated",
+    priority=PRIORITY_BULK,
+    **PICTURE,
 )
-def regenerate_renditions(self, image_id, batch):
-    """Make the renditions of a picture again, as part of the bulk regeneration `batch`."""
-    key = regeneration_key(image_id, batch)
-    return self.run_once(key, lambda: renditions.make_renditions(image_id))
+def regenerate_renditions(image_id, batch):
+    """Make the renditions of a picture again, once in bulk regeneration `batch`."""
+    return renditions.make_renditions(image_id)
 
 
-@shared_task(
-    bind=True,
-    base=JobTask,
-    name="media_jobs.make_poster_and_preview",
+@job(
+    "media_jobs.make_poster_and_preview",
+    kind="video",
+    label="Poster and preview",
+    doing="making",
+    done="ready",
+    queue=MEDIA,
+    priority=PRIORITY_HIGH,
     # ffmpeg's own deadline (VIDEO_FFMPEG_TIMEOUT) comes first; these stop what is left running,
-    # and video.run kills ffmpeg with the task. Celery writes them into every message it
+    # and ffmpeg.run kills ffmpeg with the task. Celery writes them into every message it
     # publishes and a worker applies the message's: the web's settings count, set them alike.
     soft_time_limit=settings.VIDEO_SOFT_TIME_LIMIT,
     time_limit=settings.VIDEO_TIME_LIMIT,
 )
-def make_poster_and_preview(self, video_id):
+def make_poster_and_preview(video_id):
     """Make the poster frame and the preview of a freshly uploaded video, once."""
-    key = POSTER_AND_PREVIEW.key(video_id)
-    return self.run_once(key, lambda: video_previews.make_poster_and_preview(video_id))
+    return video_previews.make_poster_and_preview(video_id)

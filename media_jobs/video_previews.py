@@ -22,7 +22,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 
 from jobs.errors import PermanentError
-from media_jobs import video
+from media_jobs import ffmpeg, video
 from media_jobs.models import ProductVideo
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 def ffmpeg_from_settings():
     """The installed ffmpeg, run as the VIDEO_FFMPEG_* settings say; raises FfmpegMissing."""
-    return video.find_ffmpeg(
+    return ffmpeg.find_ffmpeg(
         settings.VIDEO_FFMPEG,
         settings.VIDEO_FFPROBE,
         threads=settings.VIDEO_FFMPEG_THREADS,
@@ -64,7 +64,7 @@ def make_poster_and_preview(video_id):
     ff = ffmpeg_from_settings()
     encoding = encoding_from_settings()
     # One budget for every ffmpeg run of this job, below the task's soft time limit.
-    deadline = video.Deadline(settings.VIDEO_FFMPEG_TIMEOUT)
+    deadline = ffmpeg.Deadline(settings.VIDEO_FFMPEG_TIMEOUT)
     made = []
     with local_copy(row.original) as path, tempfile.TemporaryDirectory() as work_dir:
         info = video.inspect(ff, path, limits_from_settings(), deadline)

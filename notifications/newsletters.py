@@ -52,7 +52,6 @@ from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
 from jobs.outbox import record_group
 from notifications import emails, tokens
-from notifications.jobs import NEWSLETTER_CHUNK
 from notifications.models import Delivery, Newsletter, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -197,10 +196,6 @@ def send_confirmation(subscriber_id, job_key):
 # --- Planning the fan-out -------------------------------------------------------------------
 
 
-def chunk_key(newsletter_id, chunk):
-    return NEWSLETTER_CHUNK.key(f"{newsletter_id}:{chunk}")
-
-
 def plan_newsletter(newsletter_id, chunk_size=None):
     """Write a delivery row for every confirmed subscriber and a job for every chunk.
 
@@ -246,18 +241,13 @@ def plan_newsletter(newsletter_id, chunk_size=None):
 
 def create_chunk_jobs(newsletter, chunks):
     """One outbox Job per chunk number, PENDING until published (tasks.publish_chunks)."""
-    record_group(
-        CHUNK_TASK,
-        NEWSLETTER_CHUNK,
-        newsletter,
-        [(chunk_key(newsletter.pk, chunk), (newsletter.pk, chunk)) for chunk in chunks],
-    )
+    record_group(CHUNK_TASK, newsletter, [(newsletter.pk, chunk) for chunk in chunks])
 
 
 def unpublished_chunk_jobs(newsletter_id):
     return list(
         Job.objects.filter(
-            kind=NEWSLETTER_CHUNK.name,
+            task_name=CHUNK_TASK,
             subject=f"newsletter:{newsletter_id}",
             state=Job.State.PENDING,
         ).order_by("pk")
@@ -424,4 +414,4 @@ def progress_of(newsletter_id):
 
 
 def chunk_jobs(newsletter_id):
-    return Job.objects.filter(kind=NEWSLETTER_CHUNK.name, subject=f"newsletter:{newsletter_id}")
+    return Job.objects.filter(task_name=CHUNK_TASK, subject=f"newsletter:{newsletter_id}")

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from jobs.outbox import enqueue_on_commit
 from notifications import newsletters, tokens
-from notifications.jobs import NEWSLETTER_CONFIRMATION, NEWSLETTER_SEND
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.tasks import plan_newsletter, publish_chunks, send_newsletter_confirmation
 
@@ -45,15 +44,9 @@ def subscribe(email):
     subscriber.confirmations_asked += 1
     subscriber.confirmation_asked_at = now
     subscriber.save()
+    # One job per request of theirs: a second "send me the link again" is a second email.
     number = subscriber.confirmations_asked
-    enqueue_on_commit(
-        send_newsletter_confirmation,
-        subscriber.pk,
-        number,
-        kind=NEWSLETTER_CONFIRMATION,
-        subject=subscriber,
-        key=NEWSLETTER_CONFIRMATION.key(f"{subscriber.pk}:{number}"),
-    )
+    enqueue_on_commit(send_newsletter_confirmation, subscriber.pk, number, subject=subscriber)
     return subscriber
 
 
@@ -119,7 +112,7 @@ def send_newsletter(newsletter, requested_by):
         send_requested_at=timezone.now(),
     )
     if asked:
-        enqueue_on_commit(plan_newsletter, newsletter.pk, kind=NEWSLETTER_SEND, subject=newsletter)
+        enqueue_on_commit(plan_newsletter, newsletter.pk, subject=newsletter)
     return bool(asked)
 
 

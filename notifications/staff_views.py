@@ -15,8 +15,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from jobs.models import Job
 from notifications import newsletters, services
 from notifications.forms import NewsletterForm
-from notifications.jobs import NEWSLETTER_SEND
 from notifications.models import Newsletter, Subscriber
+from notifications.tasks import plan_newsletter
 
 RECENT_NEWSLETTERS = 20
 
@@ -48,7 +48,7 @@ def newsletter_detail(request, pk):
         "newsletter": newsletter,
         "progress": newsletters.progress_of(newsletter.pk),
         "confirmed": Subscriber.objects.filter(status=Subscriber.Status.CONFIRMED).count(),
-        "planner": Job.objects.filter(key=NEWSLETTER_SEND.key(newsletter.pk)).first(),
+        "planner": Job.objects.filter(key=plan_newsletter.job_key(newsletter.pk)).first(),
         "failed_chunks": newsletters.chunk_jobs(newsletter.pk).filter(state=Job.State.FAILED),
     }
     return render(request, "notifications/newsletters/detail.html", context)

@@ -20,6 +20,7 @@ import time
 
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+import contracts
 from config import queues
 from contracts.consuming import EventConsumer
 from jobs.errors import PermanentError
@@ -31,6 +32,16 @@ logger = logging.getLogger(__name__)
 SUBSCRIPTION = queues.SHOP_EVENTS
 # How long a message that met a database outage waits before it goes back to the queue.
 RETRY_PAUSE_SECONDS = 2
+
+
+def why_refused(message):
+    """Why the consumer parked `message`, in words: what the contracts say is wrong with it.
+
+    The dead-letters page shows this for `shop.shipment-dispatched.dead`
+    (JOBS_EVENT_PARKING_QUEUES in config/settings.py).
+    """
+    problem = contracts.problem_with(message.body, message.content_type, accept=SUBSCRIPTION.reads)
+    return problem or "a valid event the consumer could not apply: its log says why"
 
 
 def apply_shipment_dispatched(event):

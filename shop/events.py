@@ -17,12 +17,8 @@ from kombu.exceptions import OperationalError
 import contracts
 from config import queues
 from jobs.errors import PermanentError, TransientError
-from jobs.kinds import JobKind
 from shop.models import Order
 
-ORDER_PLACED_EVENT = JobKind(
-    "order_placed_event", "Sent to the warehouse", doing="sending", done="sent"
-)
 ORDER_PLACED = "order.placed"
 ORDER_PLACED_VERSION = 1
 # Every copy of an order's order.placed event (a retry, an outbox republish, a replay) has the
@@ -89,3 +85,18 @@ def publish(event):
             )
     except BROKER_ERRORS as exc:
         raise TransientError(f"RabbitMQ did not take the event: {exc!r}") from exc
+
+
+def declare_queues_at_worker_start(sender=None, **kwargs):
+    """Celery's worker_init: declare the event queues before the worker runs anything.
+
+    Publishing declares them too; declared at the start, they are there for the dashboard and
+    the health checks to count before the first order (jobs/conf.py: JOBS_EVENT_QUEUES).
+    """
+    from config.celery import app
+
+    if getattr(sender, "app", None) is not app:
+        return  # another app's worker in this process (a benchmark's bare baseline, say)
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=10)
+        queues.declare_event_queues(connection)

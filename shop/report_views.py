@@ -11,9 +11,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
+from jobs.models import Job
 from shop import report_charts, reports, services
 from shop.forms import SalesReportForm
 from shop.models import SalesReport
+from shop.tasks import build_sales_report
 
 RECENT_REPORTS = 20
 
@@ -43,7 +45,7 @@ def report_list(request):
 def report_detail(request, pk):
     """One report: its progress bar while it is built, then its figures, chart and file."""
     report = get_object_or_404(SalesReport.objects.select_related("requested_by"), pk=pk)
-    context = {"report": report, "job": reports.job_of(report), "refresh": report.is_active}
+    context = {"report": report, "job": job_of(report), "refresh": report.is_active}
     if report.is_done:
         context["chart"] = report_charts.revenue_chart_svg(report.revenue_per_day)
         context["best_day"] = report_charts.best_day(report.revenue_per_day)
@@ -69,3 +71,8 @@ def report_download(request, pk):
         filename=report.download_name,
         content_type="text/csv; charset=utf-8",
     )
+
+
+def job_of(report):
+    """The background job building `report` (None if it has not been asked for yet)."""
+    return Job.objects.filter(key=build_sales_report.job_key(report.pk)).first()

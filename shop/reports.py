@@ -29,11 +29,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs.errors import PermanentError, TransientError
-from jobs.kinds import JobKind
 from jobs.models import Job
 from shop.models import Order, OrderLine, SalesReport
-
-SALES_REPORT = JobKind("sales_report", "Sales report", doing="building", done="built")
 
 CSV_HEADER = ["order", "placed_at", "customer", "product", "unit_price", "quantity", "line_total"]
 # A small report is written in memory; past this size the file rolls over to disk.
@@ -76,11 +73,6 @@ def daily_report(day):
         return made
     report, _ = find_or_create_report(day, day, scheduled=True)
     return report
-
-
-def job_of(report):
-    """The background job building `report` (None if it has not been asked for yet)."""
-    return Job.objects.filter(key=SALES_REPORT.key(report.pk)).first()
 
 
 # --- Building it --------------------------------------------------------------------------------

@@ -6,11 +6,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.outbox import enqueue_many_on_commit, enqueue_on_commit
-from notifications.jobs import ORDER_CONFIRMATION, SHIPPING_NOTICE
 from notifications.tasks import send_order_confirmation, send_shipping_notification
-from shop.events import ORDER_PLACED_EVENT
 from shop.models import Order, OrderLine
-from shop.reports import SALES_REPORT, find_or_create_report
+from shop.reports import find_or_create_report
 from shop.tasks import build_sales_report, publish_order_placed
 
 
@@ -34,8 +32,8 @@ def place_order(*, customer_name, email, shipping_address, items):
     OrderLine.objects.bulk_create(
         OrderLine.of(product, quantity, order=order) for product, quantity in items
     )
-    enqueue_on_commit(send_order_confirmation, order.pk, kind=ORDER_CONFIRMATION, subject=order)
-    enqueue_on_commit(publish_order_placed, order.pk, kind=ORDER_PLACED_EVENT, subject=order)
+    enqueue_on_commit(send_order_confirmation, order.pk, subject=order)
+    enqueue_on_commit(publish_order_placed, order.pk, subject=order)
     return order
 
 
@@ -59,7 +57,7 @@ def ship_orders(orders, *, carrier, tracking_numbers=None):
     Order.objects.bulk_update(
         to_ship, ["status", "carrier", "tracking_number", "shipped_at"], batch_size=500
     )
-    enqueue_many_on_commit(send_shipping_notification, SHIPPING_NOTICE, to_ship)
+    enqueue_many_on_commit(send_shipping_notification, to_ship)
     return to_ship
 
 
@@ -86,5 +84,5 @@ def request_sales_report(date_from, date_to, requested_by, scheduled=False):
         date_from, date_to, requested_by=requested_by, scheduled=scheduled
     )
     if created:
-        enqueue_on_commit(build_sales_report, report.pk, kind=SALES_REPORT, subject=report)
+        enqueue_on_commit(build_sales_report, report.pk, subject=report)
     return report, not created

@@ -1,41 +1,46 @@
-"""Sales report tasks: thin wrappers that run shop/reports.py as jobs on the `reports` queue.
+"""The shop's jobs: sales reports (shop/reports.py) and the order.placed event (shop/events.py).
 
-Their queue and priority come from config/queues.py: a report a person asked for
-(`shop.build_sales_report`) goes before the scheduled one (`shop.build_scheduled_sales_report`).
-
-`shop.publish_order_placed`, on the `integrations` queue, tells the warehouse service about a
-new order (shop/events.py).
+A report a person asked for (`shop.build_sales_report`) goes before the scheduled one
+(`shop.build_scheduled_sales_report`) on the `reports` queue. `shop.publish_order_placed`, on
+the `integrations` queue, tells the warehouse service about a new order.
 """
 
 from datetime import timedelta
 
-from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.queues import INTEGRATIONS, REPORTS
+from jobs.declare import job
 from jobs.models import Job
-from jobs.runner import JobTask
+from jobs.topology import PRIORITY_HIGH, PRIORITY_NORMAL
 from shop import events, reports
 
 # A report over months of orders takes minutes, not seconds: long time limits, and few
-# retries, since an attempt that ran out of time is likely to run out of time again.
-REPORT_TASK_OPTIONS = {
-    "bind": True,
-    "base": JobTask,
+# retries, since an attempt that ran out of time is likely to run out of time again. Both
+# report jobs are one kind, keyed by the report: asked for and scheduled alike, one build each.
+SALES_REPORT = {
+    "kind": "sales_report",
+    "label": "Sales report",
+    "doing": "building",
+    "done": "built",
+    "queue": REPORTS,
     "soft_time_limit": settings.SALES_REPORT_SOFT_TIME_LIMIT,
     "time_limit": settings.SALES_REPORT_TIME_LIMIT,
     "max_retries": settings.SALES_REPORT_MAX_RETRIES,
+    # Both keep the report's page in step with the job (run_report_job).
+    "bind": True,
 }
 
 
-@shared_task(name="shop.build_sales_report", **REPORT_TASK_OPTIONS)
-def build_sales_report(self, report_id):
+@job("shop.build_sales_report", priority=PRIORITY_HIGH, **SALES_REPORT)
+def build_sales_report(task, report_id):
     """Build sales report `report_id` (its CSV, totals and revenue per day), once."""
-    return run_report_job(self, report_id)
+    return run_report_job(task, report_id)
 
 
-@shared_task(name="shop.build_scheduled_sales_report", **REPORT_TASK_OPTIONS)
-def build_scheduled_sales_report(self):
+@job("shop.build_scheduled_sales_report", priority=PRIORITY_NORMAL, **SALES_REPORT)
+def build_scheduled_sales_report(task):
     """Celery beat, every night: build yesterday's report, requested by nobody.
 
     The report is built right here rather than handed to `build_sales_report`, so that it keeps
@@ -44,11 +49,11 @@ def build_scheduled_sales_report(self):
     """
     yesterday = timezone.localdate() - timedelta(days=1)
     report = reports.daily_report(yesterday)
-    return run_report_job(self, report.pk)
+    return run_report_job(task, report.pk)
 
 
 def run_report_job(task, report_id):
-    key = reports.SALES_REPORT.key(report_id)
+    key = task.job_key(report_id)
     try:
         return task.run_once(key, lambda: reports.run_sales_report(report_id))
     except Exception:
@@ -58,18 +63,22 @@ def run_report_job(task, report_id):
         raise
 
 
-@shared_task(
-    bind=True,
-    base=JobTask,
-    name="shop.publish_order_placed",
+@job(
+    "shop.publish_order_placed",
+    kind="order_placed_event",
+    label="Sent to the warehouse",
+    doing="sending",
+    done="sent",
+    queue=INTEGRATIONS,
+    # A parcel waits on it, a supplier feed does not: the warehouse hears of an order first.
+    priority=PRIORITY_HIGH,
     soft_time_limit=30,
     time_limit=40,
 )
-def publish_order_placed(self, order_id):
+def publish_order_placed(order_id):
     """Tell the warehouse service about order `order_id` (the order.placed event), once.
 
     "Once" for the job; the event itself may reach RabbitMQ twice (a confirm lost on the way),
     with the same event id both times, which is how the warehouse recognises the copy.
     """
-    key = events.ORDER_PLACED_EVENT.key(order_id)
-    return self.run_once(key, lambda: events.publish_order_placed(order_id))
+    return events.publish_order_placed(order_id)

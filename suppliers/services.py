@@ -5,9 +5,7 @@ from django.db import transaction
 
 from jobs.models import Job
 from jobs.outbox import enqueue_on_commit
-from suppliers.jobs import SUPPLIER_FETCH
 from suppliers.models import FetchRun, Supplier
-from suppliers.tasks import fetch_supplier_prices
 
 ACTIVE_JOB_STATES = (Job.State.PENDING, Job.State.QUEUED, Job.State.STARTED, Job.State.RETRYING)
 
@@ -32,7 +30,8 @@ def request_fetch(supplier, requested_by=None):
     if run:
         return run, True
     run = FetchRun.objects.create(supplier=supplier, requested_by=requested_by)
-    run.job = enqueue_on_commit(fetch_supplier_prices, run.pk, kind=SUPPLIER_FETCH, subject=run)
+    # By name: suppliers/tasks.py imports this module, for the schedule's tick.
+    run.job = enqueue_on_commit("suppliers.fetch_supplier_prices", run.pk, subject=run)
     run.save(update_fields=["job"])
     return run, False
 

@@ -1,30 +1,33 @@
-"""Supplier feed tasks: thin wrappers on the `integrations` queue (routes: config/queues.py).
+"""Supplier feed jobs, on the `integrations` queue.
 
-`fetch_supplier_prices` is one run's job, run by the job runner (claim, retries with backoff,
-dead letters); its work is suppliers/scraping.py. `fetch_all_suppliers` is celery beat's tick:
-it only asks for runs, as a person pressing "fetch now" would.
+`fetch_supplier_prices` is one run's job (claim, retries with backoff, dead letters); its work is
+suppliers/scraping.py. `fetch_all_suppliers` is celery beat's tick, not a job: it only asks for
+runs, as a person pressing "fetch now" would (its route: config/queues.py).
 """
 
 from celery import shared_task
 from django.conf import settings
 
-from jobs.runner import JobTask
-from suppliers import scraping
-from suppliers.jobs import SUPPLIER_FETCH
+from config.queues import INTEGRATIONS
+from jobs.declare import job
+from suppliers import scraping, services
 
 
-@shared_task(
-    bind=True,
-    base=JobTask,
-    name="suppliers.fetch_supplier_prices",
+@job(
+    "suppliers.fetch_supplier_prices",
+    kind="supplier_fetch",  # one job per run of a supplier: see scraping.py for why not per page
+    label="Supplier fetch",
+    doing="fetching",
+    done="fetched",
+    queue=INTEGRATIONS,
     # A run sleeps between requests (the per-host limit): its time limit is set to cover
     # that. Cut short, it is retried and goes on from the pages it has done.
     soft_time_limit=settings.SUPPLIER_FETCH_SOFT_TIME_LIMIT,
     time_limit=settings.SUPPLIER_FETCH_TIME_LIMIT,
 )
-def fetch_supplier_prices(self, run_id):
+def fetch_supplier_prices(run_id):
     """Fetch the pages of supplier run `run_id` and update the catalog, once."""
-    return self.run_once(SUPPLIER_FETCH.key(run_id), lambda: scraping.run_fetch(run_id))
+    return scraping.run_fetch(run_id)
 
 
 @shared_task(name="suppliers.fetch_all_suppliers", soft_time_limit=60, time_limit=90)
@@ -33,6 +36,4 @@ def fetch_all_suppliers():
 
     A tick sent twice asks twice, and the second finds the runs already on their way.
     """
-    from suppliers import services  # services import this module for its task
-
     return [run.pk for run in services.start_scheduled_fetches()]

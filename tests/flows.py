@@ -3,7 +3,7 @@
 from django.urls import reverse
 
 from jobs.models import Job
-from notifications.jobs import ORDER_CONFIRMATION
+from notifications.tasks import send_order_confirmation
 from shop import services
 from shop.models import Order
 from tests.processes import wait_for
@@ -33,7 +33,7 @@ def place_order(product, quantity=2):
 
 
 def confirmation_job(order):
-    return Job.objects.get(key=ORDER_CONFIRMATION.key(order.pk))
+    return Job.objects.get(key=send_order_confirmation.job_key(order.pk))
 
 
 def wait_for_job_state(order, state, timeout=30):
@@ -42,3 +42,11 @@ def wait_for_job_state(order, state, timeout=30):
         timeout,
         message=f"the confirmation job to be {state}",
     )
+
+
+def route_of(task_name):
+    """{"queue": name, "priority": n}: where the shop's Celery app sends `task_name`."""
+    from config.celery import app
+
+    route = app.amqp.router.route({}, task_name)
+    return {"queue": route["queue"].name, "priority": route.get("priority")}

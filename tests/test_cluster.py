@@ -24,7 +24,7 @@ from kombu import Connection, Exchange, Queue
 from config import queues
 from contracts import topology
 from jobs.models import Job, JobEvent
-from notifications.jobs import ORDER_CONFIRMATION
+from notifications.tasks import send_order_confirmation
 from shop.models import Order
 from tests import rabbitmq, rabbitmq_nodes
 from tests.browser.servers import WebServer
@@ -143,7 +143,9 @@ class ClusterWorker(Worker):
 
 def sent_confirmations(worker):
     worker.assert_running()
-    return Job.objects.filter(kind=ORDER_CONFIRMATION.name, state=Job.State.SUCCEEDED).count()
+    return Job.objects.filter(
+        kind=send_order_confirmation.kind.name, state=Job.State.SUCCEEDED
+    ).count()
 
 
 class Customers:
@@ -249,7 +251,9 @@ def test_the_emails_leader_killed_mid_checkouts_loses_and_doubles_no_confirmatio
     # wait until their node is back.)
     wait_for(
         lambda: Job.objects.filter(
-            kind=ORDER_CONFIRMATION.name, state=Job.State.SUCCEEDED, created_at__gt=killed_time
+            kind=send_order_confirmation.kind.name,
+            state=Job.State.SUCCEEDED,
+            created_at__gt=killed_time,
         ).exists(),
         timeout=60,
         message="a confirmation of an order placed after the kill, sent while the node is down",
@@ -271,13 +275,13 @@ def test_the_emails_leader_killed_mid_checkouts_loses_and_doubles_no_confirmatio
     # Each order's timeline shows one success, whatever copies the failover made.
     successes = collections.Counter(
         JobEvent.objects.filter(
-            job__kind=ORDER_CONFIRMATION.name, kind=JobEvent.Kind.SUCCEEDED
+            job__kind=send_order_confirmation.kind.name, kind=JobEvent.Kind.SUCCEEDED
         ).values_list("job_id", flat=True)
     )
     assert len(successes) == ORDERS and set(successes.values()) == {1}
     assert not Job.objects.filter(state=Job.State.FAILED).exists()
     living = next(n for n in cluster.nodes if n.answers())
-    assert rabbitmq.queue_depth(living.url, queues.dead_letter_queue_name(queues.EMAILS)) == 0
+    assert rabbitmq.queue_depth(living.url, f"{queues.EMAILS}.dead") == 0
     # The restarted node is a member again, with a copy of the queue.
     members = queue_info(cluster, queues.EMAILS)["members"]
     assert leader.nodename in members and len(members) == 3

@@ -13,7 +13,7 @@ from demo.tasks import poison_pill, runaway
 from jobs import deadletters
 from jobs.models import Job
 from media_jobs import services
-from media_jobs.jobs import MAKE_RENDITIONS
+from media_jobs.tasks import make_renditions
 from tests import hostile_files
 from tests.flows import checkout, confirmation_job, wait_for_job_state
 from tests.processes import wait_for
@@ -144,7 +144,7 @@ def test_a_worker_killed_while_making_renditions_leaves_one_rendition_set(
     big = hostile_files.png(hostile_files.gradient((7000, 5000), "RGBA"))
     worker = start_worker(queues=("media",), concurrency=1)
     image = services.attach_image(product, SimpleUploadedFile("big.png", big))
-    key = MAKE_RENDITIONS.key(image.pk)
+    key = make_renditions.job_key(image.pk)
 
     wait_for(
         lambda: Job.objects.get(key=key).state == Job.State.STARTED,

@@ -7,7 +7,6 @@ from django.utils import timezone
 
 from jobs import outbox, runner
 from jobs.models import Job
-from notifications.jobs import ORDER_CONFIRMATION
 from notifications.tasks import send_order_confirmation
 
 
@@ -66,12 +65,8 @@ def test_enqueue_records_one_job_per_key_and_publishes_after_commit(
     product, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks:
-        first = outbox.enqueue_on_commit(
-            send_order_confirmation, product.pk, kind=ORDER_CONFIRMATION, subject=product
-        )
-        second = outbox.enqueue_on_commit(
-            send_order_confirmation, product.pk, kind=ORDER_CONFIRMATION, subject=product
-        )
+        first = outbox.enqueue_on_commit(send_order_confirmation, product.pk, subject=product)
+        second = outbox.enqueue_on_commit(send_order_confirmation, product.pk, subject=product)
     assert first.pk == second.pk
     assert len(callbacks) == 1, "asking twice publishes once"
     assert first.state == Job.State.PENDING

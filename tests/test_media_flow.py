@@ -20,7 +20,6 @@ from config import queues
 from jobs.models import Job
 from jobs.outbox import enqueue_on_commit
 from media_jobs import services
-from media_jobs.jobs import MAKE_RENDITIONS
 from media_jobs.models import ProductImage
 from media_jobs.tasks import make_renditions
 from shop.models import Product
@@ -48,7 +47,7 @@ def upload_through_the_staff_page(client, product, name, data):
 
 
 def renditions_job(image):
-    return Job.objects.get(key=MAKE_RENDITIONS.key(image.pk))
+    return Job.objects.get(key=make_renditions.job_key(image.pk))
 
 
 def wait_until_final(key, timeout=20):
@@ -67,7 +66,7 @@ def test_an_uploaded_jpeg_gets_renditions_and_the_product_page_shows_them(
     image = upload_through_the_staff_page(
         staff_client, product, "mug.jpg", hostile_files.jpeg((1600, 1200))
     )
-    job = wait_until_final(MAKE_RENDITIONS.key(image.pk))
+    job = wait_until_final(make_renditions.job_key(image.pk))
 
     assert job.state == Job.State.SUCCEEDED, job.last_error
     assert job.attempts == 1
@@ -115,7 +114,7 @@ def test_hostile_files_fail_clearly_and_the_worker_serves_the_next_job(
                     width=1,
                     height=1,
                 )
-                enqueue_on_commit(make_renditions, image.pk, kind=MAKE_RENDITIONS, subject=image)
+                enqueue_on_commit(make_renditions, image.pk, subject=image)
         else:
             image = upload_through_the_staff_page(staff_client, product, case.filename, case.data)
         images[case.name] = image
@@ -125,12 +124,12 @@ def test_hostile_files_fail_clearly_and_the_worker_serves_the_next_job(
         hostile_files.jpeg((800, 600)),
     )  # fmt: skip
 
-    next_job = wait_until_final(MAKE_RENDITIONS.key(after.pk), timeout=25)
+    next_job = wait_until_final(make_renditions.job_key(after.pk), timeout=25)
     assert next_job.state == Job.State.SUCCEEDED, next_job.last_error
     assert after.renditions.count() == 6
     page = staff_client.get(reverse("media_jobs:pictures")).content.decode()
     for case in hostile:
-        job = wait_until_final(MAKE_RENDITIONS.key(images[case.name].pk))
+        job = wait_until_final(make_renditions.job_key(images[case.name].pk))
         assert job.state == Job.State.FAILED, case.name
         assert case.reason in job.last_error, (case.name, job.last_error)
         assert job.attempts == 1, f"{case.name}: a hostile file is not retried"
@@ -177,7 +176,7 @@ def test_a_bulk_regeneration_does_not_delay_a_fresh_upload(
     fresh_image = upload_through_the_staff_page(
         staff_client, fresh_product, "fresh.jpg", hostile_files.jpeg((1600, 1200))
     )
-    fresh = wait_until_final(MAKE_RENDITIONS.key(fresh_image.pk))
+    fresh = wait_until_final(make_renditions.job_key(fresh_image.pk))
     assert fresh.state == Job.State.SUCCEEDED, fresh.last_error
 
     # The fresh job's row is written before its message is published: counting from then on

@@ -15,9 +15,9 @@ from django.urls import reverse
 from demo.maildir import get_message
 from demo.subscribers import seed_subscribers
 from jobs.models import Job
-from notifications.jobs import ORDER_CONFIRMATION
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.newsletters import progress_of
+from notifications.tasks import send_order_confirmation
 from tests.flows import checkout
 from tests.processes import wait_for
 
@@ -69,7 +69,7 @@ def test_a_newsletter_reaches_everyone_once_and_a_confirmation_overtakes_it(
     wait_for(lambda: progress_of(newsletter.pk).sent >= 100, message="the sending to be under way")
 
     order = checkout(client, product, email="customer@example.com")
-    confirmation = Job.objects.filter(key=ORDER_CONFIRMATION.key(order.pk))
+    confirmation = Job.objects.filter(key=send_order_confirmation.job_key(order.pk))
     wait_for(lambda: confirmation.get().state == Job.State.SUCCEEDED, message="the confirmation")
     outstanding = progress_of(newsletter.pk).remaining
     chunks = Job.objects.filter(kind="newsletter_chunk")

@@ -15,13 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from config.queues import REPORTS, TASK_ROUTES
+from config.queues import REPORTS
 from demo.order_history import HISTORY_DAYS
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
 from shop import report_charts, reports, services
 from shop.models import Order, OrderLine, Product, SalesReport
 from shop.tasks import build_scheduled_sales_report
+from tests.flows import route_of
 
 pytestmark = pytest.mark.django_db
 
@@ -292,8 +293,8 @@ def test_the_scheduled_task_builds_yesterdays_report_once(mug):
 
 
 def test_reports_run_on_the_reports_queue_and_daily_at_one(settings):
-    assert TASK_ROUTES["shop.build_sales_report"]["queue"] == REPORTS
-    assert TASK_ROUTES["shop.build_scheduled_sales_report"]["queue"] == REPORTS
+    assert route_of("shop.build_sales_report")["queue"] == REPORTS
+    assert route_of("shop.build_scheduled_sales_report")["queue"] == REPORTS
     for name in ("shop.build_sales_report", "shop.build_scheduled_sales_report"):
         task = celery_app.tasks[name]
         assert task.soft_time_limit >= 600 and task.time_limit > task.soft_time_limit

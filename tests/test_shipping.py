@@ -5,11 +5,11 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from config.queues import TASK_ROUTES
 from jobs.models import Job
 from notifications import emails
 from shop import services
 from shop.models import Order, OrderLine
+from tests.flows import route_of
 from tests.processes import wait_for
 
 
@@ -49,10 +49,10 @@ def run_bulk_action(client, orders, carrier="DemoPost"):
 
 
 def test_shipping_emails_rank_between_confirmations_and_bulk_mail():
-    shipping = TASK_ROUTES["notifications.send_shipping_notification"]
-    confirmation = TASK_ROUTES["notifications.send_order_confirmation"]
+    shipping = route_of("notifications.send_shipping_notification")
+    confirmation = route_of("notifications.send_order_confirmation")
     assert shipping["queue"] == confirmation["queue"] == "emails"
-    assert TASK_ROUTES["jobs.noop"]["priority"] < shipping["priority"] < confirmation["priority"]
+    assert route_of("jobs.noop")["priority"] < shipping["priority"] < confirmation["priority"]
 
 
 @pytest.mark.django_db

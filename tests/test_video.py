@@ -25,9 +25,9 @@ from django.urls import reverse
 from PIL import Image
 
 from jobs.models import Job
-from media_jobs import video, video_previews
-from media_jobs.jobs import POSTER_AND_PREVIEW
+from media_jobs import ffmpeg, video, video_previews
 from media_jobs.models import ProductVideo
+from media_jobs.tasks import make_poster_and_preview
 from shop.models import Product
 from tests.components import missing
 from tests.processes import ROOT, wait_for
@@ -135,7 +135,7 @@ def kill_leftovers(marker):
 
 @pytest.fixture
 def ff():
-    return video.find_ffmpeg(memory_bytes=1024 * 1024 * 1024)
+    return ffmpeg.find_ffmpeg(memory_bytes=1024 * 1024 * 1024)
 
 
 @pytest.fixture
@@ -151,11 +151,11 @@ def test_inspect_reads_a_real_mp4_and_webm(ff, tmp_path):
     webm = make_video(tmp_path / "a.webm", seconds=1, size="320x240", codec="libvpx",
                       faststart=False)  # fmt: skip
 
-    info = video.inspect(ff, mp4, LIMITS, video.Deadline(30))
+    info = video.inspect(ff, mp4, LIMITS, ffmpeg.Deadline(30))
     assert (info.container, info.codec, info.width, info.height) == (MP4, "h264", 640, 360)
     assert info.duration == pytest.approx(3, abs=0.05)
     assert info.has_audio
-    info = video.inspect(ff, webm, LIMITS, video.Deadline(30))
+    info = video.inspect(ff, webm, LIMITS, ffmpeg.Deadline(30))
     assert (info.container.name, info.codec, info.width) == ("webm", "vp8", 320)
     assert info.duration == pytest.approx(1, abs=0.1)
 
@@ -174,7 +174,7 @@ def test_inspect_refuses_broken_files(ff, tmp_path, make, reason):
     path.write_bytes(make(tmp_path / "source.mp4"))
 
     with pytest.raises(video.VideoRejected, match=reason):
-        video.inspect(ff, path, LIMITS, video.Deadline(30))
+        video.inspect(ff, path, LIMITS, ffmpeg.Deadline(30))
 
 
 def test_the_probe_never_follows_a_playlist_to_other_files(ff, sample, tmp_path):
@@ -186,12 +186,12 @@ def test_the_probe_never_follows_a_playlist_to_other_files(ff, sample, tmp_path)
     )
 
     with pytest.raises(video.VideoRejected, match="cannot be read as a video"):
-        video.probe(ff, playlist, MP4, video.Deadline(30))
+        video.probe(ff, playlist, MP4, ffmpeg.Deadline(30))
 
 
 def test_a_preview_and_a_poster_are_made_small_silent_and_decodable(ff, sample, tmp_path):
-    info = video.inspect(ff, sample, LIMITS, video.Deadline(30))
-    deadline = video.Deadline(60)
+    info = video.inspect(ff, sample, LIMITS, ffmpeg.Deadline(30))
+    deadline = ffmpeg.Deadline(60)
 
     preview = video.make_preview(ff, sample, info, tmp_path / "preview.mp4", ENCODING, deadline)
     poster = video.make_poster(ff, sample, info, ENCODING, deadline, tmp_path)
@@ -210,19 +210,19 @@ def test_a_preview_and_a_poster_are_made_small_silent_and_decodable(ff, sample, 
 def test_a_video_truncated_after_its_index_is_refused_when_decoded(ff, tmp_path):
     path = tmp_path / "cut.mp4"
     path.write_bytes(truncated(make_video(tmp_path / "whole.mp4"), keep=0.4))
-    info = video.inspect(ff, path, LIMITS, video.Deadline(30))  # the header is whole
+    info = video.inspect(ff, path, LIMITS, ffmpeg.Deadline(30))  # the header is whole
 
     with pytest.raises(video.VideoRejected, match="the video is truncated or damaged: only"):
-        video.make_preview(ff, path, info, tmp_path / "preview.mp4", ENCODING, video.Deadline(60))
+        video.make_preview(ff, path, info, tmp_path / "preview.mp4", ENCODING, ffmpeg.Deadline(60))
 
 
 def test_a_poster_past_the_end_of_a_truncated_video_fails_clearly(ff, tmp_path):
     path = tmp_path / "cut.mp4"
     path.write_bytes(truncated(make_video(tmp_path / "whole.mp4"), keep=0.2))
-    info = video.inspect(ff, path, LIMITS, video.Deadline(30))  # the header says 3 s
+    info = video.inspect(ff, path, LIMITS, ffmpeg.Deadline(30))  # the header says 3 s
 
     with pytest.raises(video.VideoRejected, match=r"no picture could be decoded at 1\.0 s"):
-        video.make_poster(ff, path, info, ENCODING, video.Deadline(60), tmp_path)
+        video.make_poster(ff, path, info, ENCODING, ffmpeg.Deadline(60), tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -235,17 +235,17 @@ BIG_LIMITS = video.Limits(max_bytes=10**9, max_seconds=600, max_pixels=10**8, ma
 
 
 def test_ffmpeg_is_stopped_at_its_deadline_and_leaves_nothing_running(ff, runaway, tmp_path):
-    info = video.inspect(ff, runaway, BIG_LIMITS, video.Deadline(30))
+    info = video.inspect(ff, runaway, BIG_LIMITS, ffmpeg.Deadline(30))
 
-    with pytest.raises(video.TooSlow, match=r"longer than the 1 s allowed \(making the preview"):
-        video.make_preview(ff, runaway, info, tmp_path / "p.mp4", LONG_PREVIEW, video.Deadline(1))
+    with pytest.raises(ffmpeg.TooSlow, match=r"longer than the 1 s allowed \(making the preview"):
+        video.make_preview(ff, runaway, info, tmp_path / "p.mp4", LONG_PREVIEW, ffmpeg.Deadline(1))
     assert ffmpeg_processes(runaway) == []
 
 
 def test_ffmpeg_is_killed_when_the_task_is_interrupted_while_waiting(ff, runaway, tmp_path):
     """The soft time limit raises SoftTimeLimitExceeded in the middle of the wait (a signal
     handler in the worker process): played here with a timer signal."""
-    info = video.inspect(ff, runaway, BIG_LIMITS, video.Deadline(30))
+    info = video.inspect(ff, runaway, BIG_LIMITS, ffmpeg.Deadline(30))
 
     def soft_time_limit(signum, frame):
         raise SoftTimeLimitExceeded()
@@ -255,7 +255,7 @@ def test_ffmpeg_is_killed_when_the_task_is_interrupted_while_waiting(ff, runaway
     try:
         with pytest.raises(SoftTimeLimitExceeded):
             video.make_preview(
-                ff, runaway, info, tmp_path / "p.mp4", LONG_PREVIEW, video.Deadline(60)
+                ff, runaway, info, tmp_path / "p.mp4", LONG_PREVIEW, ffmpeg.Deadline(60)
             )
         assert ffmpeg_processes(runaway) == []
     finally:
@@ -268,11 +268,11 @@ def test_ffmpeg_dies_with_the_process_that_started_it(runaway, tmp_path):
     """A hard time limit kills the worker process with SIGKILL: no Python code of ours runs
     then, the kernel has to take ffmpeg down with it (PR_SET_PDEATHSIG)."""
     script = textwrap.dedent(f"""
-        from media_jobs import video
-        ff = video.find_ffmpeg()
-        info = video.inspect(ff, {str(runaway)!r}, video.{BIG_LIMITS!r}, video.Deadline(30))
+        from media_jobs import ffmpeg, video
+        ff = ffmpeg.find_ffmpeg()
+        info = video.inspect(ff, {str(runaway)!r}, video.{BIG_LIMITS!r}, ffmpeg.Deadline(30))
         video.make_preview(ff, {str(runaway)!r}, info, {str(tmp_path / "p.mp4")!r},
-                           video.{LONG_PREVIEW!r}, video.Deadline(120))
+                           video.{LONG_PREVIEW!r}, ffmpeg.Deadline(120))
     """)
     starter = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     try:
@@ -358,7 +358,7 @@ def test_a_good_upload_is_stored_by_content_and_asks_for_one_job(staff_client, m
     assert row.original.name.startswith("videos/originals/") and row.original.name.endswith(".mp4")
     assert not row.ready
     job = Job.objects.get()
-    assert job.key == POSTER_AND_PREVIEW.key(row.pk)
+    assert job.key == make_poster_and_preview.job_key(row.pk)
     assert job.task_name == "media_jobs.make_poster_and_preview"
     page = staff_client.get(reverse("media_jobs:videos")).content.decode()
     assert "Poster and preview: queued" in page

@@ -9,7 +9,7 @@ test_video.py (unit) and test_video_flow.py (a real worker and broker).
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from media_jobs import video
+from media_jobs import ffmpeg, video
 from media_jobs.forms import VideoUploadForm
 
 LIMITS = video.Limits(max_bytes=10 * 1024 * 1024, max_seconds=10, max_pixels=4096 * 2160,
@@ -151,16 +151,16 @@ def test_the_poster_is_taken_past_a_fade_from_black_or_mid_way():
 def test_every_run_has_a_memory_ceiling():
     """A file whose header lies about its frame size makes ffmpeg fail to allocate, not take
     the machine's memory. Shown with a shell asked for its own limit (`ulimit -v`, in KiB)."""
-    ff = video.Ffmpeg("ffmpeg", "ffprobe", memory_bytes=512 * 1024 * 1024)
+    ff = ffmpeg.Ffmpeg("ffmpeg", "ffprobe", memory_bytes=512 * 1024 * 1024)
 
-    said = video.run(["sh", "-c", "ulimit -v"], ff, deadline=video.Deadline(10), doing="asking")
+    said = ffmpeg.run(["sh", "-c", "ulimit -v"], ff, deadline=ffmpeg.Deadline(10), doing="asking")
 
     assert said.decode().strip() == str(512 * 1024)
 
 
 def test_a_missing_ffmpeg_says_how_to_install_it():
-    with pytest.raises(video.FfmpegMissing, match=r"scripts/ensure-ffmpeg\.sh"):
-        video.find_ffmpeg("no-such-ffmpeg", "no-such-ffprobe")
+    with pytest.raises(ffmpeg.FfmpegMissing, match=r"scripts/ensure-ffmpeg\.sh"):
+        ffmpeg.find_ffmpeg("no-such-ffmpeg", "no-such-ffprobe")
 
 
 def test_without_ffmpeg_the_upload_form_says_how_to_install_it(settings):

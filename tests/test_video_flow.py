@@ -27,7 +27,6 @@ from config import queues
 from config.celery import app as celery_app
 from jobs.models import Job
 from jobs.outbox import enqueue_on_commit
-from media_jobs.jobs import POSTER_AND_PREVIEW
 from media_jobs.models import ProductVideo
 from media_jobs.tasks import make_poster_and_preview
 from shop.models import Product
@@ -74,12 +73,12 @@ def store_without_the_form(product, name, data, duration=3.0):
             container="mp4", codec="h264", width=640, height=360, duration=duration,
             size=len(data),
         )  # fmt: skip
-        enqueue_on_commit(make_poster_and_preview, row.pk, kind=POSTER_AND_PREVIEW, subject=row)
+        enqueue_on_commit(make_poster_and_preview, row.pk, subject=row)
     return row
 
 
 def video_job(row):
-    return Job.objects.get(key=POSTER_AND_PREVIEW.key(row.pk))
+    return Job.objects.get(key=make_poster_and_preview.job_key(row.pk))
 
 
 def wait_until_final(row, timeout=30):

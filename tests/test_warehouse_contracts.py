@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 import contracts
 from contracts import events, topology
+from jobs import topology as job_queues
 from tests.processes import ROOT
 
 ORDER_PLACED = {
@@ -252,3 +253,13 @@ def test_the_contracts_load_neither_side():
     modules = ["contracts", "contracts.topology", "contracts.consuming"]
     assert not loaded_without(neither, *modules) & neither
     assert not imports_in_source("contracts") & neither
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_event_queues_dead_letter_as_the_job_queues_do(queue_type):
+    # Two copies of one piece of RabbitMQ knowledge (contracts/ imports neither side): alike.
+    assert topology.dead_lettering_arguments("x.dead", "x", queue_type) == (
+        job_queues.dead_lettering_arguments("x.dead", "x", queue_type)
+    )
+    assert topology.parking_arguments(queue_type) == job_queues.parking_arguments(queue_type)
+    assert topology.DELIVERY_LIMIT == job_queues.DELIVERY_LIMIT

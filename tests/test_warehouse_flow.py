@@ -24,6 +24,7 @@ from jobs import deadletters as shop_deadletters
 from jobs.models import Job
 from shop import events
 from shop.models import Order
+from shop.tasks import publish_order_placed
 from tests import rabbitmq
 from tests.faults import TcpProxy
 from tests.flows import checkout, place_order
@@ -162,7 +163,7 @@ def test_an_order_placed_while_the_warehouse_is_down_is_shipped_once_it_starts(
     # The event is in the queue a moment before the worker marks its job done.
     job = wait_for(
         lambda: Job.objects.filter(
-            key=events.ORDER_PLACED_EVENT.key(order.pk), state=Job.State.SUCCEEDED
+            key=publish_order_placed.job_key(order.pk), state=Job.State.SUCCEEDED
         ).first(),
         message="the order.placed job to be done",
     )

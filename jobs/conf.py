@@ -1,0 +1,36 @@
+"""The jobs app's settings, each with a default, so a project sets only what it changes.
+
+Read them as `conf.JOB_MAX_RETRIES`: the project's value (django.conf.settings) if it has one.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Retries of transient faults: exponential backoff with equal jitter, capped
+    # (jobs/runner.py: backoff_seconds). 8 retries from 2 s keep trying for 4 to 8.5 minutes.
+    "JOB_RETRY_BACKOFF_SECONDS": 2,
+    "JOB_RETRY_BACKOFF_MAX_SECONDS": 300,
+    "JOB_MAX_RETRIES": 8,
+    # A task whose worker process died is published again after this delay.
+    "JOB_WORKER_LOST_RETRY_DELAY_SECONDS": 2,
+    # The sweeper publishes jobs again that have waited this long for the broker.
+    "OUTBOX_REPUBLISH_AFTER_SECONDS": 20,
+    # After a failed publish, a process leaves the broker alone this long.
+    "OUTBOX_BREAKER_SECONDS": 10,
+    # A publish a person waits on gives up after this long instead of hanging.
+    "OUTBOX_PUBLISH_TIMEOUT_SECONDS": 2,
+    # In a web request, publish once the response has gone out, not at the commit.
+    "OUTBOX_PUBLISH_AFTER_RESPONSE": True,
+    # Queues read by consumers that are not Celery workers (another service's events, say),
+    # which the dashboard and the health checks watch beside the work queues.
+    "JOBS_EVENT_QUEUES": (),
+    # Their parking queues, shown with the dead letters: {queue: "dotted.path.to.explain"},
+    # where explain(message) says in words why the consumer refused the message.
+    "JOBS_EVENT_PARKING_QUEUES": {},
+}
+
+
+def __getattr__(name):
+    if name not in DEFAULTS:
+        raise AttributeError(f"jobs.conf has no setting {name!r}")
+    return getattr(settings, name, DEFAULTS[name])
