@@ -3,7 +3,7 @@
 from django.apps import AppConfig
 
 
-def ask_for_nothing(task, *args, kind, subject, key=None):
+def ask_for_nothing(task, *args, subject):
     """Stands in for jobs.outbox.enqueue_on_commit: no job row, no publish."""
     return None
 

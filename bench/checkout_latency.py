@@ -23,22 +23,11 @@ import time
 import urllib.parse
 from http.cookies import SimpleCookie
 
-from bench.harness import (
-    ALT,
-    QUICK,
-    Gunicorn,
-    Report,
-    Result,
-    bench_product,
-    interleaved,
-    percentile,
-    purge,
-    running,
-    say,
-    start_sink,
-    start_worker,
-    wait_ready,
-)
+from bench.broker import purge
+from bench.environment import ALT, QUICK
+from bench.processes import Gunicorn, running, start_sink, start_worker, wait_ready
+from bench.shop_data import bench_product
+from bench.stats import Report, Result, interleaved, percentile, say
 
 NAME = "checkout latency"
 SINK_LATENCY = 0.25

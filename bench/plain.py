@@ -6,7 +6,7 @@
 Each prints one line of JSON: the seconds the work took (timed in here, so neither starting
 Python nor importing counts, as for a worker that is already running), how much it did, and
 the process's own memory (VmHWM, its peak resident memory, and VmRSS before the work), read
-the same way as a worker's pool process (bench/harness.py, memory_of). A process of its own,
+the same way as a worker's pool process (bench/memory.py, memory_of). A process of its own,
 not the benchmark's, so that its peak is the baseline's alone.
 """
 

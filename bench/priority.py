@@ -23,26 +23,12 @@ holds more messages costs the customer.
 
 import time
 
-from bench.harness import (
-    QUICK,
-    WORKER_VARIANTS,
-    Report,
-    Result,
-    alternate,
-    bulk_publisher,
-    consume,
-    depth,
-    make_orders,
-    percentile,
-    purge,
-    refill,
-    retry_on_broker_drop,
-    running,
-    say,
-    start_email_workers,
-    worker_sides,
-)
-from tests.processes import wait_for
+from bench.broker import bulk_publisher, consume, depth, purge, refill, retry_on_broker_drop
+from bench.environment import QUICK
+from bench.processes import WORKER_VARIANTS, running, start_email_workers, worker_sides
+from bench.shop_data import make_orders
+from bench.stats import Report, Result, alternate, percentile, say
+from testkit.processes import wait_for
 
 NAME = "priority"
 BACKLOG = 2_000 if QUICK else 10_000

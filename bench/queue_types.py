@@ -1,7 +1,7 @@
 """6. Classic against quorum queues on RabbitMQ 4: throughput and the priority wait.
 
 The two topologies of config/queues.py (RABBITMQ_QUEUE_TYPE, docs/scaling-out.md) on the same
-RabbitMQ 4 (the suite's node from tests/rabbitmq_nodes.py, started if it is not running), each
+RabbitMQ 4 (the suite's node from testkit/rabbitmq_nodes.py, started if it is not running), each
 in a vhost of its own, with a worker of its own (ours, `celery -A config worker`, concurrency
 2) started with that RABBITMQ_QUEUE_TYPE and CELERY_BROKER_URL:
 
@@ -27,7 +27,7 @@ replicated on the three, classic ones on the node that declared them. Full runs 
 
 This process keeps its own topology (config.queues, imported with the RABBITMQ_QUEUE_TYPE it
 was started with, on the system's broker for the other benchmarks): what it publishes to a
-side, it publishes with that side's queues (harness.broker_side, harness.shop_app).
+side, it publishes with that side's queues (broker.broker_side, broker.shop_app).
 """
 
 import atexit
@@ -38,24 +38,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import priority
-from bench.harness import (
-    QUICK,
-    VHOST,
-    Report,
-    Result,
-    alternate,
-    broker_answers,
-    broker_side,
-    bulk_publisher,
-    median,
-    percentile,
-    running,
-    say,
-    start_email_workers,
-)
+from bench.broker import broker_answers, broker_side, bulk_publisher
+from bench.environment import QUICK, VHOST
+from bench.processes import running, start_email_workers
+from bench.stats import Report, Result, alternate, median, percentile, say
 from bench.throughput import fill_and_drain
-from tests import rabbitmq, rabbitmq_nodes
-from tests.processes import wait_for
+from testkit import rabbitmq, rabbitmq_nodes
+from testkit.processes import wait_for
 
 NAME = "queue types"
 BASELINE, OURS = "classic", "quorum"
@@ -108,7 +97,7 @@ def run(env):
 
 def start_or_wait_for(node):
     """The suite's node: started if it is not running (and left running, as `python -m
-    tests.rabbitmq_nodes start` leaves it), waited for if it runs with its app stopped (the
+    testkit.rabbitmq_nodes start` leaves it), waited for if it runs with its app stopped (the
     tests' broker restart, which may be under way)."""
 
     def answers():

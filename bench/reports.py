@@ -26,23 +26,13 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
-from bench.harness import (
-    QUICK,
-    Report,
-    Result,
-    alternate,
-    peak_memory,
-    rates,
-    retry_on_broker_drop,
-    running,
-    say,
-    seconds_until_last_finished,
-    start_worker,
-    wait_for_jobs,
-    wait_ready,
-)
+from bench.broker import retry_on_broker_drop
+from bench.environment import QUICK
 from bench.memory import MB, PoolPeaks
 from bench.plain import in_own_process
+from bench.processes import running, start_worker, wait_ready
+from bench.shop_data import seconds_until_last_finished, wait_for_jobs
+from bench.stats import Report, Result, alternate, peak_memory, rates, say
 
 NAME = "reports"
 ORDERS = 10_000 if QUICK else 100_000

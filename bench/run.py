@@ -16,7 +16,9 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import harness
+from bench import setup
+from bench.environment import ALT, QUICK, VHOST
+from bench.stats import Report, say, table
 
 BENCHMARKS = ["checkout_latency", "throughput", "priority", "thumbnails", "reports", "queue_types"]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -28,33 +30,33 @@ def main(argv=None):
     if unknown:
         sys.exit(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {BENCHMARKS}")
     started = time.monotonic()
-    env = harness.set_up()
-    harness.say(f"{kind()} run in {env.dir}, vhost {harness.VHOST}")
-    machine = harness.machine()
+    env = setup.set_up()
+    say(f"{kind()} run in {env.dir}, vhost {VHOST}")
+    machine = setup.machine()
     reports = []
     try:
         for name in selected:
             module = importlib.import_module(f"bench.{name}")
-            harness.say(f"--- {module.NAME}")
+            say(f"--- {module.NAME}")
             t0 = time.monotonic()
             try:
                 report = module.run(env)
             except Exception:
                 traceback.print_exc()
-                report = harness.Report(module.NAME, error=traceback.format_exc(limit=3))
+                report = Report(module.NAME, error=traceback.format_exc(limit=3))
             report.details["seconds"] = round(time.monotonic() - t0, 1)
             reports.append(report)
     finally:
-        harness.tear_down(env)
+        setup.tear_down(env)
     output = {
-        "quick": harness.QUICK,
-        "alternatives": harness.ALT,
+        "quick": QUICK,
+        "alternatives": ALT,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.monotonic() - started, 1),
         "machine": machine,
         "benchmarks": [report.as_dict() for report in reports],
     }
-    print(harness.table(reports))
+    print(table(reports))
     print(f"\n{output['seconds']:.0f} s on {machine['cores']} cores; Python {machine['python']}, "
           f"Celery {machine['celery']}, RabbitMQ {machine['rabbitmq']}")  # fmt: skip
     write(output, every=set(selected) == set(BENCHMARKS))
@@ -63,7 +65,7 @@ def main(argv=None):
 
 def kind():
     """quick or full, and -alt with the alternatives: also the name of the results file."""
-    return ("quick" if harness.QUICK else "full") + ("-alt" if harness.ALT else "")
+    return ("quick" if QUICK else "full") + ("-alt" if ALT else "")
 
 
 def write(output, every):

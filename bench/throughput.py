@@ -11,7 +11,7 @@ Same broker and vhost, same machine, same prefork concurrency (2), alternating r
 - alternatives to ours (no-ops only, with ALT=1): settings changed in
   bench/settings_variant.py, among them task events on (what Flower turns on). Their
   publisher is ours, measured on the ours line, so their queues are filled by the faster
-  bulk publisher (harness.bulk_publisher), which puts the same messages on the queue;
+  bulk publisher (broker.bulk_publisher), which puts the same messages on the queue;
 - and bare Celery with late acks and prefetch 1 (ALT=1): the part of the gap that is that
   choice, in Celery itself.
 
@@ -25,24 +25,11 @@ import json
 from dataclasses import dataclass
 
 from bench import bare_celery
-from bench.harness import (
-    ALT,
-    QUICK,
-    WORKER_VARIANTS,
-    Report,
-    Result,
-    alternate,
-    bulk_publisher,
-    drain,
-    make_orders,
-    median,
-    refill,
-    retry_on_broker_drop,
-    running,
-    say,
-    start_email_workers,
-    variant_env,
-)
+from bench.broker import bulk_publisher, drain, refill, retry_on_broker_drop
+from bench.environment import ALT, QUICK
+from bench.processes import WORKER_VARIANTS, running, start_email_workers, variant_env
+from bench.shop_data import make_orders
+from bench.stats import Report, Result, alternate, median, say
 
 NAME = "throughput"
 # With ALT=1, bare Celery with our acknowledgement and prefetch too: what is left between it

@@ -28,28 +28,13 @@ import random
 import time
 from dataclasses import asdict
 
-from bench.harness import (
-    QUICK,
-    Report,
-    Result,
-    alternate,
-    bench_product,
-    consume,
-    median,
-    pause_consumers,
-    peak_memory,
-    purge,
-    rates,
-    retry_on_broker_drop,
-    running,
-    say,
-    seconds_until_last_finished,
-    start_worker,
-    wait_for_jobs,
-    wait_ready,
-)
+from bench.broker import consume, pause_consumers, purge, retry_on_broker_drop
+from bench.environment import QUICK
 from bench.memory import MB, PoolPeaks
 from bench.plain import in_own_process
+from bench.processes import running, start_worker, wait_ready
+from bench.shop_data import bench_product, seconds_until_last_finished, wait_for_jobs
+from bench.stats import Report, Result, alternate, median, peak_memory, rates, say
 
 NAME = "thumbnails"
 PICTURES_PER_RUN = 4 if QUICK else 8

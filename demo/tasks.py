@@ -18,7 +18,7 @@ MISBEHAVING = {"queue": MAINTENANCE, "priority": PRIORITY_BULK}
 
 @job(
     "demo.poison_pill",
-    kind="poison",
+    kind="poison_pill",
     label="Poison pill",
     soft_time_limit=30,
     time_limit=40,

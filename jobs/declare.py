@@ -6,8 +6,8 @@
         queue="emails", priority=PRIORITY_URGENT,
         soft_time_limit=20, time_limit=30,
     )
-    def send_order_confirmation(order_id):
-        emails.send_order_confirmation(order_id)
+    def send_order_confirmation(order_id, job_key):
+        return emails.send_order_confirmation(order_id, job_key)
 
 The function is the work, a plain function of JSON-able arguments (and of `job_key`, the job's
 key, if it has a parameter of that name: an email's Message-ID, say). The decorator makes it a
@@ -21,9 +21,10 @@ A job that does more than its work around the claim (a step that must run even w
 was already done) takes `bind=True`: the function then gets the task first and calls
 `task.run_once(task.job_key(*args), work)` itself.
 
-Celery tasks that are not jobs (beat's ticks, the sweeper) are routed by the project's
-`CELERY_TASK_ROUTES`. A worker refuses to start with a task that neither routes, naming it:
-such a task would land on the default queue with no priority, and nobody would notice.
+Celery tasks that are not jobs (beat's ticks) are routed by the project's `CELERY_TASK_ROUTES`,
+this app's own with `route_task`. A worker refuses to start with a task that nothing routes,
+naming it: such a task would land on the default queue with no priority, and nobody would
+notice.
 """
 
 import functools

@@ -51,7 +51,7 @@ def regenerate_renditions(image_id, batch):
 
 @job(
     "media_jobs.make_poster_and_preview",
-    kind="video",
+    kind="poster_and_preview",
     label="Poster and preview",
     doing="making",
     done="ready",

@@ -41,7 +41,7 @@ def send_order_confirmation(order_id, job_key):
 
 @job(
     "notifications.send_shipping_notification",
-    kind="shipping_notice",
+    kind="shipping_notification",
     label="Shipping email",
     priority=PRIORITY_HIGH,
     **EMAIL,
@@ -69,7 +69,7 @@ def send_newsletter_confirmation(subscriber_id, request_number, job_key):
 
 @job(
     "notifications.plan_newsletter",
-    kind="newsletter_send",
+    kind="newsletter",
     label="Newsletter planning",
     doing="planning",
     done="planned",

@@ -3,7 +3,7 @@
 #
 # Production runs RabbitMQ 4 (quorum queues, a cluster); Debian 12 ships 3.10. So the tests get
 # Debian 13's rabbitmq-server, installed with its Erlang into a minimal Debian 13 tree of its
-# own (debootstrap), and run from there by tests/rabbitmq_nodes.py on ports of their own. Nothing
+# own (debootstrap), and run from there by testkit/rabbitmq_nodes.py on ports of their own. Nothing
 # of it touches the system's packages or its broker. Built once (about a minute), then reused.
 #
 #   scripts/ensure-rabbitmq4.sh            prints the tree's path when it is ready

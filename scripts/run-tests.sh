@@ -3,7 +3,7 @@
 #
 # - production: RabbitMQ 4 with quorum queues (RABBITMQ_QUEUE_TYPE=quorum), on SQLite, with the
 #   3-node cluster tests (tests/test_cluster.py). RabbitMQ 4 runs from the tree that
-#   scripts/ensure-rabbitmq4.sh builds, on ports of its own (tests/rabbitmq_nodes.py);
+#   scripts/ensure-rabbitmq4.sh builds, on ports of its own (testkit/rabbitmq_nodes.py);
 # - the system's RabbitMQ with classic priority queues, on PostgreSQL when one answers.
 #
 # The two runs go side by side, each with a RabbitMQ vhost and a test database of its own:
@@ -36,7 +36,7 @@ run() {
 }
 
 # RabbitMQ 4: its URLs, as `env` takes them (CELERY_BROKER_URL=... RABBITMQ_MANAGEMENT_URL=...).
-if scripts/ensure-rabbitmq4.sh >/dev/null && rabbitmq4=$("$PY" -m tests.rabbitmq_nodes start); then
+if scripts/ensure-rabbitmq4.sh >/dev/null && rabbitmq4=$("$PY" -m testkit.rabbitmq_nodes start); then
   # shellcheck disable=SC2206 # its words are the variables
   quorum_env=($rabbitmq4 RABBITMQ_QUEUE_TYPE=quorum)
   quorum_name="quorum queues on RabbitMQ 4"
@@ -82,7 +82,7 @@ run restart env -u DATABASE_URL "${quorum_env[@]}" TEST_RABBITMQ_VHOST="${VHOST}
 # management UI of whoever runs the suite.
 left=$("$PY" - "${quorum_env[@]}" <<'PY'
 import os, sys, urllib.parse
-from tests.rabbitmq import ManagementAPI
+from testkit.rabbitmq import ManagementAPI
 env = dict(arg.split("=", 1) for arg in sys.argv[1:])
 brokers = {
     (os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),

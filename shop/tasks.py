@@ -65,7 +65,7 @@ def run_report_job(task, report_id):
 
 @job(
     "shop.publish_order_placed",
-    kind="order_placed_event",
+    kind="order_placed",
     label="Sent to the warehouse",
     doing="sending",
     done="sent",

@@ -15,7 +15,7 @@ from suppliers import scraping, services
 
 @job(
     "suppliers.fetch_supplier_prices",
-    kind="supplier_fetch",  # one job per run of a supplier: see scraping.py for why not per page
+    kind="supplier_prices",  # one job per run of a supplier: see scraping.py for why not per page
     label="Supplier fetch",
     doing="fetching",
     done="fetched",

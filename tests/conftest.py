@@ -14,9 +14,9 @@ from django.db import connection
 
 from config import queues
 from config.celery import app as celery_app
-from tests import rabbitmq
-from tests.faults import TcpProxy, free_port
-from tests.processes import Beat, SmtpSink, Worker
+from testkit import rabbitmq
+from testkit.faults import TcpProxy, free_port
+from testkit.processes import Beat, SmtpSink, Worker
 
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TEST_VHOST = os.environ.get("TEST_RABBITMQ_VHOST", "shop_jobs_test")

@@ -6,7 +6,7 @@ from jobs.models import Job
 from notifications.tasks import send_order_confirmation
 from shop import services
 from shop.models import Order
-from tests.processes import wait_for
+from testkit.processes import wait_for
 
 
 def checkout(client, product, email="ada@example.com", name="Ada Lovelace"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import ListeningProcess
+from testkit.processes import ListeningProcess
 
 
 class SupplierSiteProcess(ListeningProcess):

@@ -23,7 +23,7 @@ from celery import Celery
 from config import queues
 from config.celery import app as celery_app
 from jobs.declare import unrouted
-from tests.processes import ROOT
+from testkit.processes import ROOT
 
 # The project's own packages: everything else imported is a library.
 PACKAGES = sorted(
@@ -107,7 +107,7 @@ def test_the_cycle_finder_finds_a_cycle_and_nothing_else():
 
 DOMAIN_APPS = {"shop", "notifications", "media_jobs", "suppliers", "warehouse", "demo"}
 # What jobs/ may not import either, to be copied into another project on its own.
-PROJECT_PACKAGES = DOMAIN_APPS | {"config", "contracts", "tests", "bench"}
+PROJECT_PACKAGES = DOMAIN_APPS | {"config", "contracts", "tests", "bench", "testkit"}
 
 
 def import_graph():
@@ -136,7 +136,8 @@ def test_the_job_plumbing_imports_nothing_of_the_project_and_nothing_imports_the
         (module, imported)
         for module, imports in graph.items()
         for imported in imports
-        if imported.split(".")[0] == "demo" and module.split(".")[0] != "demo"
+        # testkit/ runs the demo's stand-ins (the SMTP sink) for the tests, as make demo does.
+        if imported.split(".")[0] == "demo" and module.split(".")[0] not in {"demo", "testkit"}
     }
     assert into_the_demo == set()
 
@@ -296,3 +297,65 @@ def test_only_the_job_plumbing_writes_job_rows():
     assert JOB_WRITE.search("Job.objects.filter(pk=1).update(state=x)")
     assert JOB_WRITE.search("JobEvent(job_id=1, kind=k)")
     assert not JOB_WRITE.search("Job.objects.filter(pk=1).first()")
+
+
+def imports_from(directory, package):
+    """{file of `directory`: the modules of `package` it imports}, for files that do."""
+    found = {}
+    for path in sorted((ROOT / directory).rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        hits = sorted(n for n in names if n == package or n.startswith(package + "."))
+        if hits:
+            found[path.relative_to(ROOT).as_posix()] = hits
+    return found
+
+
+def test_the_benchmarks_share_helpers_with_the_tests_through_testkit_only():
+    assert imports_from("bench", "testkit")  # they do share them
+    assert imports_from("bench", "tests") == {}
+    assert imports_from("testkit", "tests") == {}
+
+
+# One rule for test files: named for their subject, `test_<subject>.py`; a second file for a
+# subject that drives it end to end through a real worker and RabbitMQ ends in `_flow`.
+TEST_FILE = re.compile(r"test_[a-z0-9]+(_[a-z0-9]+)*\.py")
+NOT_A_SUBJECT = ("_unit", "_units", "_unittest", "_tests", "_worker", "_integration")
+
+
+def test_test_files_follow_one_naming_rule():
+    files = sorted((ROOT / "tests").rglob("test_*.py"))
+    assert len(files) > 30
+    for path in files:
+        assert TEST_FILE.fullmatch(path.name), path.name
+        assert not path.stem.endswith(NOT_A_SUBJECT), f"{path.name}: name its subject instead"
+        if path.stem.endswith("_flow"):
+            assert "start_worker" in path.read_text(), f"{path.name} runs no worker"
+
+
+def declared_jobs():
+    celery_app.loader.import_default_modules()
+    return {name: task for name, task in celery_app.tasks.items() if getattr(task, "kind", None)}
+
+
+def test_job_kinds_are_named_like_their_tasks():
+    # The kind is the task's name without its app and its leading verb (or verbs): the task
+    # `notifications.send_order_confirmation` makes jobs `order_confirmation:<order>`.
+    jobs = declared_jobs()
+    assert len(jobs) >= 12
+    labels = {}
+    for name, task in jobs.items():
+        short = name.split(".", 1)[1]
+        kind = task.kind.name
+        assert short == kind or short.endswith("_" + kind), f"{name}: kind {kind!r}"
+        # Two jobs may share a kind (a report asked for, and the scheduled one) with its words.
+        assert labels.setdefault(kind, task.kind.label) == task.kind.label, name

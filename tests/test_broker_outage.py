@@ -11,10 +11,10 @@ import pytest
 
 from jobs import outbox
 from jobs.models import Job
-from tests import rabbitmq_nodes
+from testkit import rabbitmq_nodes
+from testkit.processes import wait_for
 from tests.components import missing
 from tests.flows import checkout, confirmation_job, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -89,7 +89,7 @@ def test_checkout_does_not_hang_on_a_broker_that_stops_answering(
     assert recipients == ["first@example.com", "stalled@example.com"]
 
 
-# The node under test: the suite's RabbitMQ 4 node (tests/rabbitmq_nodes.py) or the system's.
+# The node under test: the suite's RabbitMQ 4 node (testkit/rabbitmq_nodes.py) or the system's.
 NODE = rabbitmq_nodes.node_at(os.environ.get("CELERY_BROKER_URL", ""))
 RABBITMQCTL = shutil.which("rabbitmqctl") or shutil.which("rabbitmqctl", path="/usr/sbin:/sbin")
 

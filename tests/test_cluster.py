@@ -26,11 +26,11 @@ from contracts import topology
 from jobs.models import Job, JobEvent
 from notifications.tasks import send_order_confirmation
 from shop.models import Order
-from tests import rabbitmq, rabbitmq_nodes
+from testkit import rabbitmq, rabbitmq_nodes
+from testkit.faults import free_port
+from testkit.processes import Beat, Worker, wait_for
 from tests.browser.servers import WebServer
 from tests.components import missing
-from tests.faults import free_port
-from tests.processes import Beat, Worker, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -14,9 +14,9 @@ from jobs import deadletters
 from jobs.models import Job
 from media_jobs import services
 from media_jobs.tasks import make_renditions
+from testkit.processes import wait_for
 from tests import hostile_files
 from tests.flows import checkout, confirmation_job, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +57,7 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
 
     [dead] = wait_for(lambda: broker.peek("maintenance.dead"), timeout=60, message="the pill")
     assert dead["headers"]["id"] == result.id
-    job = Job.objects.get(key="poison:p1")
+    job = Job.objects.get(key="poison_pill:p1")
     assert job.state == Job.State.FAILED
     assert job.attempts == 3, "delivered three times: the first and max_retries=2 more"
     assert "worker process died" in job.last_error

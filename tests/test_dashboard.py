@@ -11,7 +11,7 @@ from django_celery_results.models import TaskResult
 from demo.smtp_sink import read_controls
 from jobs import dashboard
 from jobs.tasks import noop
-from tests.processes import wait_for
+from testkit.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

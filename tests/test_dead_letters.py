@@ -10,10 +10,10 @@ from django.urls import reverse
 from jobs import deadletters
 from jobs.models import Job
 from notifications.tasks import send_order_confirmation
-from tests import rabbitmq
+from testkit import rabbitmq
+from testkit.processes import wait_for
 from tests.conftest import BROKER_URL, MANAGEMENT_API, TEST_VHOST, use_broker
 from tests.flows import checkout, confirmation_job, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

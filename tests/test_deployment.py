@@ -5,7 +5,7 @@ Dockerfile start from this project's image is checked against the project itself
 app path, the celery subcommands and their options, the management commands and their
 options, gunicorn's WSGI path and options, and the queues (every queue has a worker, every
 worker's queue exists). The RabbitMQ cluster compose deploys is checked against the one
-tests/test_cluster.py runs (tests/rabbitmq_nodes.py): three nodes, one Erlang cookie, the same
+tests/test_cluster.py runs (testkit/rabbitmq_nodes.py): three nodes, one Erlang cookie, the same
 cluster settings, and every client given every node and the quorum topology. Where
 `docker-compose` (Debian's package) or `docker compose` is installed, the compose file is also
 validated by it.
@@ -29,9 +29,9 @@ from celery.app.utils import find_app
 from django.core.management import get_commands, load_command_class
 
 from config import queues
-from tests import rabbitmq_nodes
+from testkit import rabbitmq_nodes
+from testkit.processes import ROOT
 from tests.components import missing
-from tests.processes import ROOT
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 COMPOSE_SECRETS = (
@@ -575,7 +575,7 @@ def test_the_rabbitmq_nodes_share_one_erlang_cookie_from_docker_env():
 
 
 def test_the_rabbitmq_nodes_load_the_cluster_settings_the_tests_run(tmp_path, monkeypatch):
-    # The tested cluster's configuration, as tests/rabbitmq_nodes.py writes it for a node.
+    # The tested cluster's configuration, as testkit/rabbitmq_nodes.py writes it for a node.
     monkeypatch.setattr(rabbitmq_nodes, "ROOT", tmp_path)
     tested = rabbitmq_nodes.Cluster(3).nodes[0]
     tested.write_config()

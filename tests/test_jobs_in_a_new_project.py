@@ -27,9 +27,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from tests import rabbitmq
+from testkit import rabbitmq
+from testkit.processes import ROOT, wait_for
 from tests.conftest import BROKER_URL, MANAGEMENT_API, TEST_VHOST
-from tests.processes import ROOT, wait_for
 
 DOCS_PAGE = ROOT / "docs" / "use-jobs-in-your-project.md"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)

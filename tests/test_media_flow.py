@@ -23,8 +23,8 @@ from media_jobs import services
 from media_jobs.models import ProductImage
 from media_jobs.tasks import make_renditions
 from shop.models import Product
+from testkit.processes import wait_for
 from tests import hostile_files
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

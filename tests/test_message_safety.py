@@ -7,8 +7,8 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from jobs.models import Job
+from testkit.processes import wait_for
 from tests.flows import checkout, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -18,8 +18,8 @@ from jobs.models import Job
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.newsletters import progress_of
 from notifications.tasks import send_order_confirmation
+from testkit.processes import wait_for
 from tests.flows import checkout
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -14,8 +14,8 @@ from jobs.models import Job
 from notifications.tasks import send_order_confirmation
 from shop import services
 from shop.models import Order
+from testkit.processes import wait_for
 from tests.flows import checkout, confirmation_job, place_order, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -10,8 +10,8 @@ from django_celery_results.models import TaskResult
 
 from config.celery import app as celery_app
 from jobs.models import Job
+from testkit.processes import wait_for
 from tests.flows import checkout, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

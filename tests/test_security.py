@@ -11,9 +11,9 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs.models import Job
-from tests.faults import free_port
+from testkit.faults import free_port
+from testkit.processes import ROOT, Flower, wait_for
 from tests.flows import checkout, wait_for_job_state
-from tests.processes import ROOT, Flower, wait_for
 
 PRODUCTION = {
     "DEBUG": "0",

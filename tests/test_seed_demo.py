@@ -27,7 +27,7 @@ def no_env_password(monkeypatch):
 
 def seed(*args):
     out = io.StringIO()
-    # No newsletter subscribers (10,000 by default): tests/test_newsletters_unit.py seeds those.
+    # No newsletter subscribers (10,000 by default): tests/test_newsletters.py seeds those.
     call_command("seed_demo", "--subscribers", "0", *args, stdout=out)
     return out.getvalue()
 

@@ -9,8 +9,8 @@ from jobs.models import Job
 from notifications import emails
 from shop import services
 from shop.models import Order, OrderLine
+from testkit.processes import wait_for
 from tests.flows import route_of
-from tests.processes import wait_for
 
 
 def make_orders(product, count):
@@ -61,7 +61,7 @@ def test_shipping_twice_ships_and_asks_for_email_once(product, django_capture_on
     with django_capture_on_commit_callbacks() as callbacks:
         shipped = services.ship_orders(Order.objects.all(), carrier="DemoPost")
     assert len(shipped) == 3 and len(callbacks) == 1
-    assert Job.objects.filter(kind="shipping_notice").count() == 3
+    assert Job.objects.filter(kind="shipping_notification").count() == 3
     for order in orders:
         order.refresh_from_db()
         assert order.status == Order.Status.SHIPPED
@@ -69,7 +69,7 @@ def test_shipping_twice_ships_and_asks_for_email_once(product, django_capture_on
 
     with django_capture_on_commit_callbacks() as callbacks:
         assert services.ship_orders(Order.objects.all(), carrier="Freight Co") == []
-    assert Job.objects.filter(kind="shipping_notice").count() == 3
+    assert Job.objects.filter(kind="shipping_notification").count() == 3
     assert Order.objects.filter(carrier="Freight Co").count() == 0
 
 
@@ -143,7 +143,7 @@ def test_bulk_shipping_run_twice_emails_each_customer_once(
 
     wait_for(
         lambda: (
-            Job.objects.filter(kind="shipping_notice", state=Job.State.SUCCEEDED).count()
+            Job.objects.filter(kind="shipping_notification", state=Job.State.SUCCEEDED).count()
             == len(orders)
         ),
         timeout=60,
@@ -151,6 +151,6 @@ def test_bulk_shipping_run_twice_emails_each_customer_once(
     )
     recipients = sorted(m["to"] for m in smtp_sink.messages())
     assert recipients == sorted(o.email for o in orders)
-    assert Job.objects.filter(kind="shipping_notice").count() == len(orders)
+    assert Job.objects.filter(kind="shipping_notification").count() == len(orders)
     page = staff_client.get(orders[0].get_absolute_url()).content.decode()
     assert "Shipping email" in page and "sent at" in page

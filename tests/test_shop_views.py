@@ -395,7 +395,7 @@ def test_checkout_places_one_order(
     # order.placed event.
     assert len(callbacks) == 2
     jobs = Job.objects.order_by("kind")
-    assert [job.kind for job in jobs] == ["order_confirmation", "order_placed_event"]
+    assert [job.kind for job in jobs] == ["order_confirmation", "order_placed"]
     for job in jobs:
         assert job.state == Job.State.PENDING
         assert job.subject == f"order:{order.pk}"

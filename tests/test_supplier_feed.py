@@ -16,8 +16,8 @@ from suppliers.fetching import SupplierClient
 from suppliers.models import FetchRun, PageResult, PriceChange, Supplier, SupplierListing
 from suppliers.scraping import run_fetch
 from suppliers.tasks import fetch_all_suppliers, fetch_supplier_prices
-from tests.faults import free_port
-from tests.processes import wait_for
+from testkit.faults import free_port
+from testkit.processes import wait_for
 from tests.suppliers_site import SupplierSiteProcess
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]

@@ -6,8 +6,8 @@ from django.urls import reverse
 
 from jobs import deadletters
 from jobs.models import Job
+from testkit.processes import wait_for
 from tests.flows import checkout, confirmation_job, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

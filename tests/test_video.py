@@ -29,8 +29,8 @@ from media_jobs import ffmpeg, video, video_previews
 from media_jobs.models import ProductVideo
 from media_jobs.tasks import make_poster_and_preview
 from shop.models import Product
+from testkit.processes import ROOT, wait_for
 from tests.components import missing
-from tests.processes import ROOT, wait_for
 from tests.test_video_decisions import LIMITS, MP4, MP4_HEAD
 
 if not (shutil.which("ffmpeg") and shutil.which("ffprobe")):

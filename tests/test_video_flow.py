@@ -30,7 +30,7 @@ from jobs.outbox import enqueue_on_commit
 from media_jobs.models import ProductVideo
 from media_jobs.tasks import make_poster_and_preview
 from shop.models import Product
-from tests.processes import wait_for
+from testkit.processes import wait_for
 from tests.test_video import (
     MP4_HEAD,
     ffmpeg_processes,

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 import contracts
 from contracts import events, topology
 from jobs import topology as job_queues
-from tests.processes import ROOT
+from testkit.processes import ROOT
 
 ORDER_PLACED = {
     "id": "0b9a1c55-7f5e-4c36-9a51-3c1c8f1d2e44",

@@ -25,10 +25,10 @@ from jobs.models import Job
 from shop import events
 from shop.models import Order
 from shop.tasks import publish_order_placed
-from tests import rabbitmq
-from tests.faults import TcpProxy
+from testkit import rabbitmq
+from testkit.faults import TcpProxy
+from testkit.processes import ROOT, ServiceProcess, wait_for
 from tests.flows import checkout, place_order
-from tests.processes import ROOT, ServiceProcess, wait_for
 from warehouse import deadletters as warehouse_deadletters
 from warehouse.store import Store
 
@@ -209,7 +209,9 @@ def test_shipments_wait_for_the_shop_consumer_and_are_applied_once(
         order.tracking_number
         == contracts.parse(dispatched["body"], accept=topology.SHOP.reads).data["tracking_number"]
     )
-    assert Job.objects.filter(kind="shipping_notice", subject=f"order:{order.pk}").count() == 1
+    assert (
+        Job.objects.filter(kind="shipping_notification", subject=f"order:{order.pk}").count() == 1
+    )
     assert event_queues.depth(topology.SHOP.parking_queue.name) == 0
 
 

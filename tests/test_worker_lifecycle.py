@@ -8,8 +8,8 @@ import pytest
 
 from config import queues
 from jobs.models import Job
+from testkit.processes import SmtpSink, wait_for
 from tests.flows import checkout, confirmation_job, wait_for_job_state
-from tests.processes import SmtpSink, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -26,10 +26,10 @@ from django.db import connection
 from config import queues
 from config.celery import app as celery_app
 from demo.smtp_sink import DEFAULT_CONTROLS
+from testkit.faults import free_port
+from testkit.processes import ROOT, SmtpSink, Worker
 from tests.browser.servers import WebServer, database_url
 from tests.components import missing
-from tests.faults import free_port
-from tests.processes import ROOT, SmtpSink, Worker
 
 CHROMIUM = "/usr/bin/chromium"
 # Playwright adds --headless and --no-sandbox (needed as root) itself. The rest keeps Chromium

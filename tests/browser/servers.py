@@ -1,4 +1,4 @@
-"""The processes a browser talks to: the shop's web server (Flower is in tests/processes.py), run
+"""The processes a browser talks to: the shop's web server (Flower is in testkit/processes.py), run
 as the demo runs them.
 
 The shop is served by `manage.py runserver --noreload`, the Procfile's `web` line, in a process
@@ -15,7 +15,7 @@ import urllib.parse
 from contextlib import contextmanager
 
 from config.celery import app as celery_app
-from tests.processes import ServiceProcess, http_get, wait_for
+from testkit.processes import ServiceProcess, http_get, wait_for
 
 
 def database_url(settings_dict):

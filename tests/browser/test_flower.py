@@ -7,10 +7,10 @@ import pytest
 from jobs.models import Job
 from shop import services
 from shop.models import Product
+from testkit.faults import free_port
+from testkit.processes import Flower, wait_for
 from tests.browser.steps import PlaywrightError, expect
-from tests.faults import free_port
 from tests.flows import wait_for_job_state
-from tests.processes import Flower, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

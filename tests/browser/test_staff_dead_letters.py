@@ -5,9 +5,9 @@ import pytest
 from jobs.models import Job
 from shop import services
 from shop.models import Product
+from testkit.processes import wait_for
 from tests.browser.steps import JOB_TIMEOUT_MS, confirmation_row, expect, log_in, make_staff
 from tests.flows import confirmation_job, wait_for_job_state
-from tests.processes import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

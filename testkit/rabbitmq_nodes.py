@@ -4,8 +4,8 @@ They run from the Debian 13 tree that scripts/ensure-rabbitmq4.sh builds, beside
 RabbitMQ the system has: every listener on 127.0.0.1 on ports of their own, and an epmd of
 their own (ERL_EPMD_PORT), so they never meet the system's broker or its node names.
 
-    python -m tests.rabbitmq_nodes start    # the suite's node; prints its URLs for `env`
-    python -m tests.rabbitmq_nodes stop
+    python -m testkit.rabbitmq_nodes start    # the suite's node; prints its URLs for `env`
+    python -m testkit.rabbitmq_nodes stop
 
 A cluster (`Cluster(3).start()`) is for one test run and is deleted when it stops; the suite's
 node keeps its data between runs like any installed broker (each test run has its own vhost).

@@ -173,3 +173,21 @@ def test_a_publish_that_fails_after_the_response_is_logged_not_raised(monkeypatc
     assert outbox._this_request.waiting is None
     assert "could not publish jobs [41]" in caplog.text
     assert "could not publish jobs [42]" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_renamed_kind_keeps_its_jobs_under_the_new_name():
+    from django.apps import apps as live_apps
+
+    from jobs.kinds import renamed_kind
+
+    Job.objects.create(key="old_name:7", kind="old_name", task_name="t", task_id="a")
+    Job.objects.create(key="other:7", kind="other", task_name="t", task_id="b")
+    rename = renamed_kind("old_name", "new_name")
+    rename.code(live_apps, None)
+    assert sorted(Job.objects.values_list("kind", "key")) == [
+        ("new_name", "new_name:7"),
+        ("other", "other:7"),
+    ]
+    rename.reverse_code(live_apps, None)
+    assert Job.objects.get(task_id="a").key == "old_name:7"

@@ -22,7 +22,7 @@ from config.celery import app as celery_app
 from demo.order_history import HISTORY_DAYS, seed_order_history
 from shop import reports, services
 from shop.models import OrderLine, Product, SalesReport
-from tests.processes import TIMEOUT_SCALE, wait_for
+from testkit.processes import TIMEOUT_SCALE, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 

@@ -120,7 +120,7 @@ def test_placing_an_order_asks_for_its_order_placed_event_in_the_same_transactio
             items=[(product, 2)],
         )
     job = Job.objects.get(kind=publish_order_placed.kind.name)
-    assert (job.key, job.subject) == (f"order_placed_event:{order.pk}", f"order:{order.pk}")
+    assert (job.key, job.subject) == (f"order_placed:{order.pk}", f"order:{order.pk}")
     assert (job.task_name, job.args) == (publish_order_placed.name, [order.pk])
     assert len(callbacks) == 2  # the confirmation email and the event, after the commit
 

@@ -191,7 +191,7 @@ def test_send_asks_for_one_job_however_often_it_is_pressed():
     newsletter = Newsletter.objects.create(subject="Hi", body="Hello")
     assert services.send_newsletter(newsletter, requested_by=None) is True
     assert services.send_newsletter(newsletter, requested_by=None) is False
-    assert Job.objects.filter(kind="newsletter_send").count() == 1
+    assert Job.objects.filter(kind="newsletter").count() == 1
 
 
 @pytest.mark.django_db
