@@ -98,7 +98,14 @@ def _summary(key, message):
         "to": _header(message, "To"),
         "subject": _header(message, "Subject"),
         "message_id": _header(message, "Message-ID"),
+        # The sender's port: messages that came over one SMTP connection share it.
+        "connection": _connection_of(received[0]) if received else None,
     }
+
+
+def _connection_of(received):
+    match = re.search(r"\(\S+ port (\d+)\)", received)
+    return int(match[1]) if match else None
 
 
 def _headers(message, name):

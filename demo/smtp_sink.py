@@ -111,11 +111,12 @@ class SinkHandler:
     @staticmethod
     def _with_trace_headers(session, envelope):
         # What a real mail server adds on delivery: the envelope, which Bcc recipients only
-        # appear in, and when it arrived, which the sender's Date header does not prove.
+        # appear in, and when and over which connection (the sender's port) it arrived.
         trace = (
             f"Return-Path: <{envelope.mail_from}>\n"
             f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\n"
-            f"Received: from {session.host_name} ({session.peer[0]}) by smtp-sink;"
+            f"Received: from {session.host_name} ({session.peer[0]} port {session.peer[1]})"
+            " by smtp-sink;"
             f" {formatdate(localtime=True)}\n"
         )
         # SMTP lines end in CRLF, files in a Maildir in LF.

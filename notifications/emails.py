@@ -5,6 +5,8 @@ TransientError (retry later) or a PermanentError (dead-letter).
 """
 
 import smtplib
+import threading
+import time
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -77,15 +79,67 @@ def send_order_email(order_id, job_key, template):
 def deliver(message):
     """Send `message` over SMTP, turning the many ways that can fail into our two kinds."""
     try:
-        get_connection(fail_silently=False).send_messages([message])
+        mail_connection().send_messages([message])
     except OSError as exc:
         # smtplib's own errors, refused or dropped connections, DNS failures and timeouts are
-        # all OSErrors.
+        # all OSErrors. Whatever state the connection is in now, the next email starts afresh.
+        close_mail_connection()
         refusal = smtp_refusal(exc)
         if refusal is None:
             raise TransientError(f"mail server unreachable: {exc}") from exc
         error = TransientError if refusal == TEMPORARY else PermanentError
         raise error(describe_smtp_error(exc)) from exc
+
+
+# One open connection to the mail server per thread, kept between emails. Opening one costs a
+# TCP handshake, the greeting and EHLO, and with a real provider TLS and AUTH too: round trips
+# that can take longer than the email itself. Each thread of the email worker (a threads pool)
+# and each process elsewhere has its own, never shared.
+_held = threading.local()
+# A connection idle longer than this is asked NOOP before it is used: providers close idle
+# connections, and a send on a closed one would fail an attempt for nothing.
+IDLE_CHECK_SECONDS = 30
+
+
+def mail_connection():
+    """This thread's open connection to the mail server (EMAIL_BACKEND), opened if needed.
+
+    Raises what opening raises (OSError): the mail server is unreachable.
+    """
+    # A test that points EMAIL_PORT elsewhere, or a backend that is not SMTP, gets its own.
+    wanted = (settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT)
+    connection = getattr(_held, "connection", None)
+    if connection is not None and (_held.wanted != wanted or not _still_open(connection)):
+        close_mail_connection()
+        connection = None
+    if connection is None:
+        connection = get_connection(fail_silently=False)
+        connection.open()
+        _held.connection, _held.wanted = connection, wanted
+    _held.last_used = time.monotonic()
+    return connection
+
+
+def close_mail_connection():
+    connection = getattr(_held, "connection", None)
+    _held.connection = None
+    if connection is not None:
+        try:
+            connection.close()  # QUIT, or just the socket if the server is gone
+        except OSError:
+            pass
+
+
+def _still_open(connection):
+    if time.monotonic() - _held.last_used < IDLE_CHECK_SECONDS:
+        return True
+    smtp = getattr(connection, "connection", None)  # smtplib.SMTP; None for other backends
+    if smtp is None:
+        return True
+    try:
+        return smtp.noop()[0] == 250
+    except OSError:
+        return False
 
 
 # What the mail server's reply says of a message it did not take.

@@ -36,12 +36,11 @@ How many rows can end up in doubt: at most one per process killed mid-send.
 import enum
 import logging
 from collections import Counter
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import get_connection
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.urls import reverse
@@ -303,17 +302,16 @@ def send_chunk(newsletter_id, chunk):
 
 @contextmanager
 def smtp_connection():
-    """One SMTP connection for the whole chunk, instead of one per email."""
-    connection = get_connection(fail_silently=False)
+    """This thread's connection to the mail server (emails.mail_connection), for a chunk."""
     try:
-        connection.open()
+        connection = emails.mail_connection()
     except OSError as exc:  # smtplib's errors and timeouts are OSErrors
         raise TransientError(f"mail server unreachable: {exc}") from exc
     try:
         yield connection
-    finally:
-        with suppress(OSError):  # a broken connection must not hide why it broke
-            connection.close()
+    except BaseException:
+        emails.close_mail_connection()  # whatever state it is in, the next chunk starts afresh
+        raise
 
 
 def send_one(connection, newsletter, delivery):

@@ -7,6 +7,7 @@ environment variables at the test database, the test vhost and the test's SMTP p
 import base64
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -133,7 +134,9 @@ class ListeningProcess(ServiceProcess):
 class Worker(ServiceProcess):
     name = "worker"
 
-    def __init__(self, app, queues, env, log_path, concurrency=2, task_events=False):
+    def __init__(self, app, queues, env, log_path, concurrency=2, task_events=False, options=()):
+        """`options`: more command-line options, which win over the ones above (the Procfile's
+        for a process: shipped_worker_options)."""
         self.app = app
         self.nodename = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         args = [
@@ -144,6 +147,7 @@ class Worker(ServiceProcess):
             "--loglevel", "INFO",
             "--without-mingle", "--without-gossip",
             *(["--task-events"] if task_events else []),
+            *options,
         ]  # fmt: skip
         super().__init__(args, env, log_path)
 
@@ -249,3 +253,27 @@ class Flower(ServiceProcess):
             return workers.get(worker.nodename) and worker.sends_task_events()
 
         wait_for(heard, timeout, interval=0.5, message=f"Flower to hear from {worker.nodename}")
+
+
+# What a worker's command line says about where it runs, not how: each test and benchmark
+# sets these itself.
+NOT_SHIPPED = {"--queues", "-Q", "--hostname", "-n", "--loglevel", "-l"}
+
+
+def shipped_worker_options(process):
+    """The options of the Procfile's `process` (`worker-emails`, say) that shape the worker:
+    its pool, concurrency and limits, so a test or a benchmark runs the worker as shipped."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            args = shlex.split(command)
+            args = args[args.index("worker") + 1 :]
+            options = []
+            while args:
+                option = args.pop(0)
+                value = [args.pop(0)] if args and not args[0].startswith("-") else []
+                if option not in NOT_SHIPPED:
+                    options += [option, *value]
+            return options
+    raise KeyError(f"no {process} in the Procfile")
+

@@ -76,6 +76,17 @@ def fresh_outbox(monkeypatch):
     outbox._this_request.waiting = None
 
 
+@pytest.fixture(autouse=True)
+def no_held_mail_connection():
+    """Each test opens its own connection to the mail server: the one this thread keeps
+    between emails (notifications/emails.py) may point at the last test's sink, or be its fake."""
+    from notifications import emails
+
+    emails.close_mail_connection()
+    yield
+    emails.close_mail_connection()
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_vhost():
     api = rabbitmq.ManagementAPI(BROKER_URL, MANAGEMENT_API)
@@ -172,13 +183,15 @@ def service_env(broker, database_url, smtp_sink, media_root, tmp_path):
 def start_worker(service_env, tmp_path):
     """Start a real Celery worker: start_worker(queues=("emails",), concurrency=2, **env).
 
+    options=shipped_worker_options("worker-emails") runs it with the Procfile's pool and limits.
+
     task_events=True starts it with `--task-events` (`-E`), for a test that reads them.
     """
     started = []
 
     def start(
         queues=(queues.EMAILS, queues.MAINTENANCE), concurrency=2, wait=True, task_events=False,
-        **env,
+        options=(), **env,
     ):  # fmt: skip
         worker = Worker(
             celery_app,
@@ -187,6 +200,7 @@ def start_worker(service_env, tmp_path):
             log_path=tmp_path / f"worker-{len(started)}.log",
             concurrency=concurrency,
             task_events=task_events,
+            options=options,
         )
         started.append(worker)
         return worker.start(wait=wait)

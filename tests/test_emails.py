@@ -71,8 +71,14 @@ def test_a_missing_order_is_a_permanent_failure():
 )
 def test_smtp_failures_are_sorted_into_transient_and_permanent(monkeypatch, error, expected):
     class FailingConnection:
+        def open(self):
+            pass
+
         def send_messages(self, messages):
             raise error
+
+        def close(self):
+            pass
 
     monkeypatch.setattr(emails, "get_connection", lambda **kwargs: FailingConnection())
     with pytest.raises(expected):

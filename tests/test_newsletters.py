@@ -24,7 +24,7 @@ from demo.subscribers import seed_subscribers
 from jobs import outbox
 from jobs.errors import TransientError
 from jobs.models import Job
-from notifications import newsletters, services, tasks, tokens
+from notifications import emails, newsletters, services, tasks, tokens
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.newsletters import Step, Verdict, failure_verdict, next_step
 from notifications.tasks import send_newsletter_chunk
@@ -265,7 +265,7 @@ def test_what_the_mail_server_answers_decides_each_recipients_fate(monkeypatch):
             gone: smtplib.SMTPRecipientsRefused({gone: (550, b"no such user")}),
         }
     )
-    monkeypatch.setattr(newsletters, "get_connection", lambda **kwargs: connection)
+    monkeypatch.setattr(emails, "get_connection", lambda **kwargs: connection)
 
     # "Not now" for the first: back in the queue, and the chunk is retried later.
     with pytest.raises(TransientError, match="450"):

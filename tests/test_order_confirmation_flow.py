@@ -14,7 +14,7 @@ from jobs.models import Job
 from notifications.tasks import send_order_confirmation
 from shop import services
 from shop.models import Order
-from testkit.processes import wait_for
+from testkit.processes import shipped_worker_options, wait_for
 from tests.flows import checkout, confirmation_job, place_order, wait_for_job_state
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -219,8 +219,15 @@ class StartedTasks:
         self.connection.release()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param((), id="prefork"),
+        pytest.param(shipped_worker_options("worker-emails"), id="shipped"),
+    ],
+)
 def test_confirmation_overtakes_a_backlog_of_low_priority_jobs(
-    client, broker, smtp_sink, start_worker, product
+    client, broker, smtp_sink, start_worker, product, options
 ):
     from jobs.tasks import noop
 
@@ -233,7 +240,7 @@ def test_confirmation_overtakes_a_backlog_of_low_priority_jobs(
     assert broker.depth("emails") == backlog + 1
 
     with StartedTasks() as started:
-        start_worker(concurrency=2, task_events=True)
+        start_worker(queues=("emails",), concurrency=2, task_events=True, options=options)
         wait_for(lambda: len(started.ids) >= backlog + 1, timeout=120, message="all tasks")
 
     ahead = started.ids.index(job.task_id)
