@@ -276,4 +276,3 @@ def shipped_worker_options(process):
                     options += [option, *value]
             return options
     raise KeyError(f"no {process} in the Procfile")
-
