@@ -43,7 +43,8 @@ PACE_SECONDS = 0.2
 # node (about two heartbeats). The orders are fewer: the stream must outlast the partition.
 PARTITION_SECONDS = 20
 HEARTBEAT = 4
-PARTITION_ORDERS = 160
+# Orders before the cut, and after the heal: the customers go on until then, however fast.
+ORDERS_AROUND_THE_PARTITION = 40
 # The sweeper looks for stranded jobs every second and republishes those older than a second.
 FAST_SWEEP = {"OUTBOX_SWEEP_INTERVAL_SECONDS": "1", "OUTBOX_REPUBLISH_AFTER_SECONDS": "1"}
 
@@ -157,6 +158,8 @@ class Customers:
         self.durations = []
         self.failures = []
         self.placed = 0
+        self.emails_placed = []
+        self.stop = threading.Event()  # set: each client stops after its checkout in progress
         self._lock = threading.Lock()
 
     def check_out(self, email):
@@ -190,9 +193,12 @@ class Customers:
                 self.failures.append(problem)
             else:
                 self.placed += 1
+                self.emails_placed.append(email)
 
     def _check_out_each(self, emails):
         for email in emails:
+            if self.stop.is_set():
+                return
             self.check_out(email)
             time.sleep(PACE_SECONDS)
 
@@ -357,10 +363,9 @@ def test_the_emails_leader_cut_off_by_a_partition_loses_and_doubles_nothing(
     worker, web = start_shop(cluster_processes, env, tmp_path)
 
     leader = cluster.node(queue_leader(cluster, queues.EMAILS))
-    emails = [f"p{i}@example.com" for i in range(PARTITION_ORDERS)]
     customers = Customers(web, product)
-    threads = customers.run(emails)
-    wait_for(lambda: customers.placed >= PARTITION_ORDERS // 4, timeout=120, message="orders")
+    threads = customers.run([f"p{i}@example.com" for i in range(10_000)])
+    wait_for(lambda: customers.placed >= ORDERS_AROUND_THE_PARTITION, timeout=120, message="orders")
     network.cut(leader.host)
     cut_at = customers.placed
     time.sleep(PARTITION_SECONDS)
@@ -368,14 +373,21 @@ def test_the_emails_leader_cut_off_by_a_partition_loses_and_doubles_nothing(
     new_leader = queue_leader(cluster, queues.EMAILS, nodes=others)
     network.heal(leader.host)
     healed_at = customers.placed
+    wait_for(
+        lambda: customers.placed >= healed_at + ORDERS_AROUND_THE_PARTITION,
+        timeout=120,
+        message="orders after the heal",
+    )
+    customers.stop.set()
     for thread in threads:
         thread.join()
+    emails = customers.emails_placed
 
     wait_for(lambda: rejoined(cluster, others[0]), timeout=120, interval=1,
              message="the cut-off node to rejoin")  # fmt: skip
     assert lost_and_doubled(worker, smtp_sink, emails) == ([], {})
     assert customers.failures == [], f"checkouts failed: {customers.failures[:5]}"
     assert max(customers.durations) < 2, f"slowest checkout: {max(customers.durations):.2f}s"
-    assert cut_at < healed_at < PARTITION_ORDERS, "the partition must fall mid-stream"
+    assert cut_at < healed_at < len(emails), "the partition must fall mid-stream"
     assert new_leader != leader.nodename, "the majority elected no new leader"
     assert not Job.objects.filter(state=Job.State.FAILED).exists()
