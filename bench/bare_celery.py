@@ -32,3 +32,15 @@ def send_order_confirmation(order_id):
     from notifications.tasks import send_order_confirmation
 
     return emails.send_order_confirmation(order_id, send_order_confirmation.job_key(order_id))
+
+
+@app.task(name="bare.send_newsletter_email")
+def send_newsletter_email(newsletter_id, subscriber_id):
+    """One newsletter email, sent the plain way: rendered, then Django's send() (a connection
+    of its own). No delivery row, no rate limit. bench/newsletter.py sends these in chunks."""
+    from notifications.models import Newsletter, Subscriber
+    from notifications.newsletters import render_newsletter_email
+
+    newsletter = Newsletter.objects.get(pk=newsletter_id)
+    message = render_newsletter_email(newsletter, Subscriber.objects.get(pk=subscriber_id))
+    return message.send()

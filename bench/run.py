@@ -20,7 +20,15 @@ from bench import setup
 from bench.environment import ALT, QUICK, VHOST
 from bench.stats import Report, say, table
 
-BENCHMARKS = ["checkout_latency", "throughput", "priority", "thumbnails", "reports", "queue_types"]
+BENCHMARKS = [
+    "checkout_latency",
+    "throughput",
+    "priority",
+    "newsletter",
+    "thumbnails",
+    "reports",
+    "queue_types",
+]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
