@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 from functools import partial
 
-from celery import current_app, group
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -103,27 +103,79 @@ def record_group(task_name, subject, many_args):
 
 
 def publish_group(jobs):
-    """Publish pending `jobs` as one Celery group: the confirms of one connection, in one round,
-    instead of a round trip per job (a newsletter's hundred chunks). Returns how many went out.
+    """Publish pending `jobs` together: back to back on a connection of their own, RabbitMQ's
+    confirms of them all awaited at once, instead of a round trip per job (a newsletter's
+    chunks, a bulk shipping's emails, the sweeper's backlog). Returns how many RabbitMQ
+    confirmed.
 
     Each message carries its job's task id, so a job published twice (here and by the sweeper)
-    is recognisably the same job and runs once. If the broker does not take them, they stay in
-    the outbox for the sweeper, each saying why.
+    is recognisably the same job and runs once. What the broker does not confirm (a nack, a
+    lost connection, no answer in time) stays in the outbox for the sweeper, saying why.
     """
+    global _broker_failed_until
     if not jobs:
         return 0
-    signatures = group(
-        current_app.tasks[job.task_name].si(*job.args).set(task_id=job.task_id) for job in jobs
-    )
-    try:
-        # Route and priority as the job was declared, like every publish; a person may be waiting.
-        signatures.apply_async(**publish_time_limits())
-    except Exception as exc:  # the job rows keep the work safe
-        logger.warning("could not publish %d job(s), they stay in the outbox: %r", len(jobs), exc)
-        _keep_in_outbox(jobs, f"{type(exc).__name__}: {exc}")
+    if time.monotonic() < _broker_failed_until:
+        _keep_in_outbox(jobs, "not sent: the broker failed moments ago, the sweeper will send it")
         return 0
-    _mark_queued(jobs)
-    return len(jobs)
+    confirmed, problem = _publish_together(jobs)
+    if problem:
+        logger.warning(
+            "%d of %d job(s) not confirmed, they stay in the outbox: %s",
+            len(jobs) - len(confirmed), len(jobs), problem,
+        )  # fmt: skip
+        _broker_failed_until = time.monotonic() + conf.OUTBOX_BREAKER_SECONDS
+        _keep_in_outbox([job for job in jobs if job not in confirmed], problem)
+    _mark_queued(confirmed)
+    return len(confirmed)
+
+
+def _publish_together(jobs):
+    """([jobs RabbitMQ confirmed], what went wrong with the others or ""). Never raises: the
+    job rows keep the work safe.
+
+    The connection leaves out confirm_publish, which would wait for each message's confirm;
+    its channel is put in confirm mode by hand instead, and RabbitMQ numbers the messages 1..n
+    in the order they were published (acking several at once with `multiple`).
+    """
+    answers = {}  # delivery tag: True (ack) or False (nack)
+
+    def on_answer(ok):
+        def record(tag, multiple):
+            for each in range(1, tag + 1) if multiple else (tag,):
+                answers.setdefault(each, ok)
+
+        return record
+
+    problem = ""
+    try:
+        with current_app.connection_for_write(transport_options={"confirm_publish": False}) as conn:
+            conn.ensure_connection(max_retries=1, timeout=conf.OUTBOX_PUBLISH_TIMEOUT_SECONDS)
+            channel = conn.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(on_answer(True))
+            channel.events["basic_nack"].add(on_answer(False))
+            producer = current_app.amqp.Producer(channel)
+            for job in jobs:
+                # Route and priority as each job was declared, its task id the job's.
+                current_app.tasks[job.task_name].apply_async(
+                    args=job.args, task_id=job.task_id, producer=producer, **publish_time_limits()
+                )
+            deadline = time.monotonic() + conf.OUTBOX_PUBLISH_TIMEOUT_SECONDS
+            while len(answers) < len(jobs) and time.monotonic() < deadline:
+                try:
+                    conn.drain_events(timeout=max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+    except Exception as exc:  # what was confirmed before it still counts
+        problem = f"{type(exc).__name__}: {exc}"
+    confirmed = [job for tag, job in enumerate(jobs, 1) if answers.get(tag)]
+    if len(confirmed) == len(jobs) or problem:
+        return confirmed, problem
+    nacked = sum(1 for ok in answers.values() if not ok)
+    return confirmed, (
+        f"RabbitMQ refused {nacked} message(s)" if nacked else "RabbitMQ did not confirm in time"
+    )
 
 
 def subject_label(obj):
@@ -166,6 +218,9 @@ def request_finished(**kwargs):
 # that hangs instead of refusing would otherwise cost every checkout the connection timeout.
 # The jobs wait in the outbox meanwhile, and the sweeper publishes them.
 _broker_failed_until = 0.0
+# From this many jobs on, publish_many publishes in groups of GROUP_SIZE (publish_group).
+GROUP_FROM = 3
+GROUP_SIZE = 500
 
 
 def publish_time_limits():
@@ -242,14 +297,24 @@ def republish_pending_jobs(older_than=None):
 
 
 def publish_many(job_pks):
-    """Publish jobs in turn, stopping at the first failure; returns how many went out.
-
-    When the broker is down there is no point trying the rest: they stay in the outbox for
-    the sweeper.
+    """Publish jobs; returns how many went out. A few (a checkout's) go one by one on the
+    app's pooled connection, a confirm each; more go in groups confirmed together. Either
+    way the first failure stops it: when the broker is down there is no point trying the
+    rest, they stay in the outbox for the sweeper.
     """
+    if len(job_pks) < GROUP_FROM:
+        published = 0
+        for job_pk in job_pks:
+            if not publish(job_pk):
+                break
+            published += 1
+        return published
     published = 0
-    for job_pk in job_pks:
-        if not publish(job_pk):
+    for start in range(0, len(job_pks), GROUP_SIZE):
+        batch = job_pks[start : start + GROUP_SIZE]
+        jobs = list(Job.objects.filter(pk__in=batch, state=Job.State.PENDING).order_by("pk"))
+        confirmed = publish_group(jobs)
+        published += confirmed
+        if confirmed < len(jobs):
             break
-        published += 1
     return published

@@ -102,6 +102,7 @@ def rabbitmqctl(*args):
     )
 
 
+@pytest.mark.restarts_rabbitmq
 def test_rabbitmq_restarted_during_checkouts_loses_and_doubles_nothing(
     client, broker, smtp_sink, start_worker, start_beat, product
 ):
@@ -136,3 +137,53 @@ def test_rabbitmq_restarted_during_checkouts_loses_and_doubles_nothing(
     )
     recipients = sorted(m["to"] for m in smtp_sink.messages())
     assert recipients == sorted(o.email for o in orders)
+
+
+GROUP_JOBS = 6_000
+
+
+@pytest.mark.restarts_rabbitmq
+def test_rabbitmq_restarted_in_the_middle_of_a_group_publish_loses_nothing(
+    broker, start_worker, start_beat, product
+):
+    """Thousands of jobs published in groups, their confirms awaited together
+    (jobs/outbox.py: publish_group), and RabbitMQ restarted while the messages are going out:
+    what it confirmed is queued, the rest stays in the outbox and the sweeper publishes it. Each
+    job runs once."""
+    from tests.counted_job import count_me
+
+    if (NODE is None and RABBITMQCTL is None) or os.geteuid() != 0:
+        missing("the broker's rabbitmqctl, run as root", "restarting RabbitMQ needs it")
+    outbox.record_group(count_me.name, product, [(n,) for n in range(GROUP_JOBS)])
+    pks = list(Job.objects.filter(task_name=count_me.name).values_list("pk", flat=True))
+    assert len(pks) == GROUP_JOBS
+
+    published = []
+    publisher = threading.Thread(target=lambda: published.append(outbox.publish_many(pks)))
+    publisher.start()
+    # Restart once the first messages are in RabbitMQ and the rest are still on their way.
+    wait_for(
+        lambda: broker.depth("maintenance") > 0 or not publisher.is_alive(),
+        interval=0.01,
+        message="the first messages",
+    )
+    rabbitmqctl("stop_app")
+    publisher.join()
+    rabbitmqctl("start_app")
+    assert published[0] < GROUP_JOBS, "the restart must fall in the middle of the publishing"
+    assert Job.objects.filter(task_name=count_me.name, state=Job.State.PENDING).exists()
+    assert Job.objects.exclude(publish_error="").filter(task_name=count_me.name).exists()
+
+    worker = start_worker(
+        queues=("maintenance",), options=["--include", "tests.counted_job"], **FAST_SWEEP
+    )
+    start_beat(**FAST_SWEEP)
+    jobs = Job.objects.filter(task_name=count_me.name)
+    wait_for(
+        lambda: jobs.filter(state=Job.State.SUCCEEDED).count() == GROUP_JOBS,
+        timeout=240,
+        interval=1,
+        message="every job done",
+    )
+    assert not jobs.exclude(attempts=1).exists(), "a job ran twice"
+    wait_for(worker.is_idle, message="the worker to settle")

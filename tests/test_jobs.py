@@ -191,3 +191,18 @@ def test_a_renamed_kind_keeps_its_jobs_under_the_new_name():
     ]
     rename.reverse_code(live_apps, None)
     assert Job.objects.get(task_id="a").key == "old_name:7"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_of_jobs_goes_out_with_its_confirms_awaited_together(broker, product):
+    from tests.counted_job import count_me
+
+    outbox.record_group(count_me.name, product, [(n,) for n in range(300)])
+    jobs = list(Job.objects.filter(task_name=count_me.name).order_by("pk"))
+    assert outbox.publish_group(jobs) == 300
+    assert broker.depth("maintenance") == 300
+    queued = Job.objects.filter(task_name=count_me.name, state=Job.State.QUEUED)
+    assert queued.count() == 300
+    # Each message carries its own job's task id, whatever order RabbitMQ confirmed them in.
+    sent = {m["headers"]["id"]: m["headers"]["argsrepr"] for m in broker.peek("maintenance", 300)}
+    assert sent == {job.task_id: f"[{job.args[0]}]" for job in jobs}

@@ -10,9 +10,9 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from celery import canvas
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import rate
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import mail, signing
 from django.core.management import call_command
@@ -52,7 +52,9 @@ def test_the_rate_limit_turns_emails_per_second_into_chunks_per_worker():
     assert rate(newsletters.chunk_rate_limit(1000, 50)) * 50 == pytest.approx(1000)
     assert newsletters.chunk_rate_limit(0, 100) is None
     # The task carries what the settings ask for.
-    assert send_newsletter_chunk.rate_limit == newsletters.chunk_rate_limit(50, 100)
+    assert send_newsletter_chunk.rate_limit == newsletters.chunk_rate_limit(
+        settings.NEWSLETTER_EMAILS_PER_SECOND, settings.NEWSLETTER_CHUNK_SIZE
+    )
 
 
 # --- Signed links ---------------------------------------------------------------------------
@@ -550,17 +552,19 @@ def test_chunks_the_broker_did_not_take_wait_in_the_outbox_for_the_sweeper(monke
     newsletter = queued_newsletter()
     newsletters.plan_newsletter(newsletter.pk, chunk_size=2)
 
-    def broker_down(self, *args, **kwargs):
+    def broker_down(*args, **kwargs):
         raise OSError("connection refused")
 
-    monkeypatch.setattr(canvas.group, "apply_async", broker_down)
+    monkeypatch.setattr(outbox.current_app, "connection_for_write", broker_down)
     assert tasks.publish_chunks(newsletter.pk) == 0
     jobs = newsletters.chunk_jobs(newsletter.pk)
     assert {(job.state, job.publish_error) for job in jobs} == {
         (Job.State.PENDING, "OSError: connection refused")
     }
 
-    # The outbox sweeper (celery beat) publishes them like any other job: same task, same id.
+    # Later, the broker back, the outbox sweeper (celery beat) publishes them like any other
+    # job: same task, same id.
+    monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)
     published = []
     monkeypatch.setattr(
         send_newsletter_chunk, "apply_async", lambda **kwargs: published.append(kwargs)
