@@ -25,6 +25,7 @@ BENCHMARKS = [
     "throughput",
     "priority",
     "newsletter",
+    "scaling",
     "thumbnails",
     "reports",
     "queue_types",

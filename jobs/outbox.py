@@ -220,7 +220,7 @@ def request_finished(**kwargs):
 _broker_failed_until = 0.0
 # From this many jobs on, publish_many publishes in groups of GROUP_SIZE (publish_group).
 GROUP_FROM = 3
-GROUP_SIZE = 500
+GROUP_SIZE = 1000
 
 
 def publish_time_limits():
