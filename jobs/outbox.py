@@ -125,7 +125,8 @@ def publish_group(jobs):
             len(jobs) - len(confirmed), len(jobs), problem,
         )  # fmt: skip
         _broker_failed_until = time.monotonic() + conf.OUTBOX_BREAKER_SECONDS
-        _keep_in_outbox([job for job in jobs if job not in confirmed], problem)
+        done = {job.pk for job in confirmed}
+        _keep_in_outbox([job for job in jobs if job.pk not in done], problem)
     _mark_queued(confirmed)
     return len(confirmed)
 
