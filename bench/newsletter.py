@@ -7,7 +7,7 @@ the same SUBSCRIBERS confirmed subscribers, on the same 2 cores, alternating:
   recipients split with Celery's own `chunks` primitive into NEWSLETTER_CHUNK_SIZE, each email
   sent with Django's `send()` (a connection each), no job rows, no rate limit;
 - ours: "send" as staff press it (notifications/services.py: send_newsletter), the planner and
-  its chunk jobs on the email worker as shipped (threads), each recipient's delivery recorded,
+  its chunk jobs on the email worker as shipped (8 processes), each recipient's delivery recorded,
   at most NEWSLETTER_EMAILS_PER_SECOND per worker (the mail provider's limit, which ours obeys
   and the baseline does not).
 
@@ -29,7 +29,7 @@ SUBSCRIBERS = 600 if QUICK else 2_000
 SMTP_LATENCY = 0.1
 ROUNDS = 1  # a round of the baseline at 2,000 subscribers takes about two minutes
 BASELINE = "bare Celery chunks (prefork, defaults)"
-OURS = "ours (threads, as shipped)"
+OURS = "ours (email worker as shipped)"
 
 
 def run(env):

@@ -14,7 +14,7 @@ recorded too: under a busy broker it is most of the slowest waits.
   `x-max-priority` would be;
 - ours: the confirmations go out at their routed priority (9, as the job is declared in
   notifications/tasks.py), on the same worker;
-- ours as shipped: the same, on the email worker of the Procfile (a threads pool of 16);
+- ours as shipped: the same, on the email worker of the Procfile (8 processes);
 - alternatives to ours' worker settings (bench/settings_variant.py), same priorities.
 
 No-op newsletters cost nothing to run, so a worker that holds a few of them (its prefetch)
@@ -49,7 +49,7 @@ CONFIRMATION = "notifications.send_order_confirmation"
 BASELINE = "priorities off"
 GOAL_MS = 50  # the issue's goal, for the issue's scenario (no-op newsletters)
 GOAL_SCENARIO = "no-op newsletters"
-SHIPPED = "ours (threads, as shipped)"
+SHIPPED = "ours (email worker as shipped)"
 
 
 def run(env):

@@ -22,7 +22,7 @@ once) measure a real job: render, SMTP, and for ours the job's claim and outcome
 
 Then the mail server is made as slow as a real provider (SMTP_LATENCY at DATA) and two workers
 send confirmations: bare Celery's defaults (prefork, one process per core) against the email
-worker as shipped (the Procfile's `worker-emails`: a threads pool, SMTP connections kept).
+worker as shipped (the Procfile's `worker-emails`: 8 processes, SMTP connections kept).
 That is where the email worker's pool shows.
 """
 
@@ -88,7 +88,7 @@ def setups():
         "ours": Setup("ours", app, "emails", "jobs.noop", email, {}),
         # The email worker as shipped; its own concurrency, not the comparison's 2.
         "shipped": Setup(
-            "ours (threads, as shipped)", app, "emails", "jobs.noop", email,
+            "ours (email worker as shipped)", app, "emails", "jobs.noop", email,
             {"args": shipped_worker_options("worker-emails")},
         ),
     }  # fmt: skip

@@ -409,7 +409,7 @@ SALES_REPORT_MAX_RETRIES = env_int("SALES_REPORT_MAX_RETRIES", 2)
 
 # --- Newsletters --------------------------------------------------------------------------------
 # A newsletter is sent in chunks of this many recipients, each chunk one short job on the
-# emails queue at bulk priority. At a provider's 100-250 ms an email a chunk holds a thread of
+# emails queue at bulk priority. At a provider's 100-250 ms an email a chunk holds a process of
 # the email worker for 2.5-6 s, and the rate limit starts one every 0.5 s (at 50 emails/s): a
 # few send side by side, and the limit, not one chunk's pace, sets the rate (make bench).
 NEWSLETTER_CHUNK_SIZE = env_int("NEWSLETTER_CHUNK_SIZE", 25)

@@ -93,8 +93,8 @@ def deliver(message):
 
 # One open connection to the mail server per thread, kept between emails. Opening one costs a
 # TCP handshake, the greeting and EHLO, and with a real provider TLS and AUTH too: round trips
-# that can take longer than the email itself. Each thread of the email worker (a threads pool)
-# and each process elsewhere has its own, never shared.
+# that can take longer than the email itself. Each process of the email worker (each thread,
+# where a process runs several) has its own, never shared.
 _held = threading.local()
 # A connection idle longer than this is asked NOOP before it is used: providers close idle
 # connections, and a send on a closed one would fail an attempt for nothing.
