@@ -118,6 +118,7 @@ def publish_group(jobs):
     if time.monotonic() < _broker_failed_until:
         _keep_in_outbox(jobs, "not sent: the broker failed moments ago, the sweeper will send it")
         return 0
+    published_at = timezone.now()
     confirmed, problem = _publish_together(jobs)
     if problem:
         logger.warning(
@@ -127,7 +128,7 @@ def publish_group(jobs):
         _broker_failed_until = time.monotonic() + conf.OUTBOX_BREAKER_SECONDS
         done = {job.pk for job in confirmed}
         _keep_in_outbox([job for job in jobs if job.pk not in done], problem)
-    _mark_queued(confirmed)
+    _mark_queued(confirmed, published_at)
     return len(confirmed)
 
 
@@ -245,6 +246,7 @@ def publish(job_pk):
         _keep_in_outbox([job], "not sent: the broker failed moments ago, the sweeper will send it")
         return False
     task = current_app.tasks[job.task_name]
+    published_at = timezone.now()
     try:
         # Route and priority as the job was declared (jobs/declare.py); the task id is the
         # job's, so every copy of this message (retries, redeliveries, replays) is recognisably
@@ -255,18 +257,22 @@ def publish(job_pk):
         _broker_failed_until = time.monotonic() + conf.OUTBOX_BREAKER_SECONDS
         _keep_in_outbox([job], f"{type(exc).__name__}: {exc}")
         return False
-    _mark_queued([job])
+    _mark_queued([job], published_at)
     return True
 
 
-def _mark_queued(jobs):
-    """RabbitMQ confirmed `jobs`. Only a PENDING job becomes QUEUED: a fast worker may already
-    have started it."""
+def _mark_queued(jobs, published_at):
+    """RabbitMQ confirmed `jobs`, published from `published_at` on. Only a PENDING job becomes
+    QUEUED: a fast worker may already have started it. The step is dated when the publish
+    began, not when its confirm came back: a worker can start the job in between, and the
+    timeline must still read queued, then started."""
     pks = [job.pk for job in jobs]
     Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(
-        state=Job.State.QUEUED, queued_at=timezone.now(), publish_error=""
+        state=Job.State.QUEUED, queued_at=published_at, publish_error=""
     )
-    JobEvent.objects.bulk_create(JobEvent(job_id=pk, kind=JobEvent.Kind.QUEUED) for pk in pks)
+    JobEvent.objects.bulk_create(
+        JobEvent(job_id=pk, kind=JobEvent.Kind.QUEUED, at=published_at) for pk in pks
+    )
 
 
 def _keep_in_outbox(jobs, error):
