@@ -67,8 +67,7 @@ def job(
 
     def declare(work):
         run = work if bind else _run_once_around(work)
-
-        _ROUTES[name] = {"queue": queue, "routing_key": queue, "priority": priority}
+        route_task(name, queue=queue, priority=priority)
         return shared_task(
             bind=True,
             base=JobTask,
@@ -99,10 +98,11 @@ def _run_once_around(work):
 
 
 def route_task(name, *, queue=None, priority=topology.PRIORITY_NORMAL):
-    """Route task `name`, which is not a job, to `queue` (None: the project's default queue).
+    """Route task `name` to `queue` (None: the project's default queue) at `priority`.
 
-    For this app's own tasks, which know no project's queues; a project's CELERY_TASK_ROUTES,
-    read first, can send them elsewhere.
+    @job routes every job this way. A task that is not a job calls it itself: this app's own,
+    which know no project's queues. A project's CELERY_TASK_ROUTES, read first, can send
+    either elsewhere.
     """
     _ROUTES[name] = {"queue": queue, "routing_key": queue, "priority": priority}
 

@@ -36,16 +36,8 @@ def enqueue_on_commit(task, *args, subject):
     and its arguments: asking twice for the same returns the first job and publishes nothing new.
     """
     task = current_app.tasks[task] if isinstance(task, str) else task
-    job, created = Job.objects.get_or_create(
-        key=task.job_key(*args),
-        defaults={
-            "kind": task.kind.name,
-            "subject": subject_label(subject),
-            "task_name": task.name,
-            "args": list(args),
-            "task_id": str(uuid.uuid4()),
-        },
-    )
+    fields = _new_job(task, args, subject)
+    job, created = Job.objects.get_or_create(key=fields.pop("key"), defaults=fields)
     if created:
         transaction.on_commit(partial(publish_after_commit, [job.pk]))
     return job
@@ -58,22 +50,11 @@ def enqueue_many_on_commit(task, subjects):
     published in one go after the commit. Subjects that already have a job of this kind are
     left alone, so running the same bulk action twice asks for nothing new.
     """
-    wanted = [
-        Job(
-            key=task.job_key(subject.pk),
-            kind=task.kind.name,
-            subject=subject_label(subject),
-            task_name=task.name,
-            args=[subject.pk],
-            task_id=str(uuid.uuid4()),
-        )
-        for subject in subjects
-    ]
-    Job.objects.bulk_create(wanted, ignore_conflicts=True, batch_size=500)
+    wanted = [Job(**_new_job(task, (s.pk,), s)) for s in subjects]
+    _insert_new(wanted)
     # The rows that carry our task ids are the ones this call created.
-    created = list(
-        Job.objects.filter(task_id__in=[job.task_id for job in wanted]).values_list("pk", flat=True)
-    )
+    ours = Job.objects.filter(task_id__in=[job.task_id for job in wanted])
+    created = list(ours.values_list("pk", flat=True))
     transaction.on_commit(partial(publish_after_commit, created))
     return len(created)
 
@@ -85,21 +66,24 @@ def record_group(task_name, subject, many_args):
     The task goes by name: the code that plans a fan-out is what its task runs, and cannot
     import it."""
     task = current_app.tasks[task_name]
-    Job.objects.bulk_create(
-        [
-            Job(
-                key=task.job_key(*args),
-                kind=task.kind.name,
-                subject=subject_label(subject),
-                task_name=task_name,
-                args=list(args),
-                task_id=str(uuid.uuid4()),
-            )
-            for args in many_args
-        ],
-        ignore_conflicts=True,
-        batch_size=500,
-    )
+    _insert_new([Job(**_new_job(task, args, subject)) for args in many_args])
+
+
+def _new_job(task, args, subject):
+    """The fields of a new PENDING job `task(*args)` about `subject`, with a task id of its own."""
+    return {
+        "key": task.job_key(*args),
+        "kind": task.kind.name,
+        "subject": subject_label(subject),
+        "task_name": task.name,
+        "args": list(args),
+        "task_id": str(uuid.uuid4()),
+    }
+
+
+def _insert_new(jobs):
+    """Insert `jobs`, leaving alone those whose key has a job already."""
+    Job.objects.bulk_create(jobs, ignore_conflicts=True, batch_size=500)
 
 
 def publish_group(jobs):
