@@ -201,6 +201,12 @@ class SmtpSink(ListeningProcess):
 
         return list_messages(self.maildir)
 
+    def count(self):
+        """How many messages it holds, without reading them."""
+        from demo.maildir import message_keys
+
+        return len(message_keys(self.maildir))
+
     def set(self, **knobs):
         from demo.smtp_sink import update_controls
 
