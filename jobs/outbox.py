@@ -29,18 +29,22 @@ logger = logging.getLogger(__name__)
 
 def enqueue_on_commit(task, *args, subject):
     """Record job `task(*args)` about `subject` (a model instance, shown on the job) and
-    publish it once the caller commits.
+    publish it once the caller commits. Returns the job's key (`Job.objects.get(key=...)`).
 
     `task` is a job (declared with @job, jobs/declare.py), or its name where importing it
     would make a cycle (a module the job's own task module imports). The job's key is its kind
-    and its arguments: asking twice for the same returns the first job and publishes nothing new.
+    and its arguments: asking twice for the same keeps the first job and publishes nothing new.
+
+    One statement, `INSERT ... ON CONFLICT DO NOTHING`: no SELECT before it and no savepoint
+    around it, which is what `get_or_create` costs, inside the customer's request. What gets
+    published is found by the new job's task id after the commit: when the key had a job
+    already, no row carries that id, and nothing is published.
     """
     task = current_app.tasks[task] if isinstance(task, str) else task
-    fields = _new_job(task, args, subject)
-    job, created = Job.objects.get_or_create(key=fields.pop("key"), defaults=fields)
-    if created:
-        transaction.on_commit(partial(publish_after_commit, [job.pk]))
-    return job
+    job = Job(**_new_job(task, args, subject))
+    _insert_new([job])
+    transaction.on_commit(partial(publish_after_commit, [job.task_id]))
+    return job.key
 
 
 def enqueue_many_on_commit(task, subjects):
@@ -48,15 +52,15 @@ def enqueue_many_on_commit(task, subjects):
 
     For bulk actions over hundreds of rows: the jobs are inserted in one statement and
     published in one go after the commit. Subjects that already have a job of this kind are
-    left alone, so running the same bulk action twice asks for nothing new.
+    left alone, so running the same bulk action twice asks for nothing new. Returns how many
+    jobs it asked for.
     """
     wanted = [Job(**_new_job(task, (s.pk,), s)) for s in subjects]
     _insert_new(wanted)
+    task_ids = [job.task_id for job in wanted]
+    transaction.on_commit(partial(publish_after_commit, task_ids))
     # The rows that carry our task ids are the ones this call created.
-    ours = Job.objects.filter(task_id__in=[job.task_id for job in wanted])
-    created = list(ours.values_list("pk", flat=True))
-    transaction.on_commit(partial(publish_after_commit, created))
-    return len(created)
+    return Job.objects.filter(task_id__in=task_ids).count()
 
 
 def record_group(task_name, subject, many_args):
@@ -176,12 +180,21 @@ def subject_label(obj):
 _this_request = threading.local()
 
 
-def publish_after_commit(job_pks):
-    """Publish now, or after the response when a web request is being served on this thread."""
+def publish_after_commit(task_ids):
+    """Publish the jobs with these task ids now, or after the response when a web request is
+    being served on this thread. A task id that no job carries (its key had a job already)
+    publishes nothing."""
     if getattr(_this_request, "waiting", None) is None:
-        return publish_many(job_pks)
-    _this_request.waiting.append(job_pks)  # one group per commit, published as it would have been
+        return publish_many(_job_pks(task_ids))
+    _this_request.waiting.append(task_ids)  # one group per commit, published as it would have been
     return 0
+
+
+def _job_pks(task_ids):
+    """The pks of the jobs carrying `task_ids`, in the order they were asked for."""
+    return list(
+        Job.objects.filter(task_id__in=task_ids).order_by("pk").values_list("pk", flat=True)
+    )
 
 
 def request_started(**kwargs):
@@ -193,11 +206,11 @@ def request_started(**kwargs):
 def request_finished(**kwargs):
     """Django's request_finished (the WSGI server has written the response): publish."""
     waiting, _this_request.waiting = getattr(_this_request, "waiting", None), None
-    for job_pks in waiting or ():
+    for task_ids in waiting or ():
         try:
-            publish_many(job_pks)
+            publish_many(_job_pks(task_ids))
         except Exception:  # a database error: raised here it would reach the web server
-            logger.exception("could not publish jobs %s, the sweeper will", job_pks)
+            logger.exception("could not publish jobs %s, the sweeper will", task_ids)
 
 
 # When a publish fails, this process stops trying for a while ("circuit breaker"): a broker

@@ -31,7 +31,8 @@ def request_fetch(supplier, requested_by=None):
         return run, True
     run = FetchRun.objects.create(supplier=supplier, requested_by=requested_by)
     # By name: suppliers/tasks.py imports this module, for the schedule's tick.
-    run.job = enqueue_on_commit("suppliers.fetch_supplier_prices", run.pk, subject=run)
+    key = enqueue_on_commit("suppliers.fetch_supplier_prices", run.pk, subject=run)
+    run.job = Job.objects.get(key=key)
     run.save(update_fields=["job"])
     return run, False
 

@@ -62,16 +62,19 @@ def test_claiming_an_unknown_job_creates_its_record():
 
 @pytest.mark.django_db
 def test_enqueue_records_one_job_per_key_and_publishes_after_commit(
-    product, django_capture_on_commit_callbacks
+    product, django_capture_on_commit_callbacks, monkeypatch
 ):
-    with django_capture_on_commit_callbacks() as callbacks:
+    published = []
+    monkeypatch.setattr(outbox, "publish_many", lambda pks: published.append(pks) or len(pks))
+    with django_capture_on_commit_callbacks(execute=True):
         first = outbox.enqueue_on_commit(send_order_confirmation, product.pk, subject=product)
         second = outbox.enqueue_on_commit(send_order_confirmation, product.pk, subject=product)
-    assert first.pk == second.pk
-    assert len(callbacks) == 1, "asking twice publishes once"
-    assert first.state == Job.State.PENDING
-    assert first.args == [product.pk]
-    assert first.key == f"order_confirmation:{product.pk}"
+        assert published == [], "nothing is published before the commit"
+    assert first == second == f"order_confirmation:{product.pk}"
+    job = Job.objects.get()
+    assert job.state == Job.State.PENDING
+    assert job.args == [product.pk]
+    assert published == [[job.pk], []], "asking twice publishes once"
 
 
 @pytest.mark.django_db
