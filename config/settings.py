@@ -298,6 +298,13 @@ JOBS_EVENT_QUEUES = queues.EVENT_QUEUE_NAMES
 JOBS_EVENT_PARKING_QUEUES = {
     queues.SHOP_EVENTS.parking_queue.name: "shop.event_consumer.why_refused",
 }
+# How long the oldest job of a queue may wait before an alert fires (docs/alerting.md): a
+# customer's email within a minute; a report or a price feed can wait for a busy worker.
+JOBS_WAIT_ALERT_SECONDS = {"emails": 60, "media": 300, "integrations": 600, "reports": 600,
+                           "maintenance": 900, "default": 300}  # fmt: skip
+# Prometheus sends it as "Authorization: Bearer <token>" for /metrics. Without DEBUG, /metrics
+# answers nobody until it is set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are

@@ -27,6 +27,12 @@ DEFAULTS = {
     # Their parking queues, shown with the dead letters: {queue: "dotted.path.to.explain"},
     # where explain(message) says in words why the consumer refused the message.
     "JOBS_EVENT_PARKING_QUEUES": {},
+    # {queue: seconds}: the oldest waiting job's age above which an alert fires
+    # (docs/alerting.md); "default" for the queues not named.
+    "JOBS_WAIT_ALERT_SECONDS": {"default": 300},
+    # The bearer token Prometheus sends for /metrics; without one, /metrics answers only
+    # with DEBUG on.
+    "METRICS_TOKEN": "",
 }
 
 

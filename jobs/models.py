@@ -130,3 +130,24 @@ def record_event(job_id, kind, *, attempt=None, worker="", detail=""):
     return JobEvent.objects.create(
         job_id=job_id, kind=kind, attempt=attempt, worker=worker or "", detail=detail[:1000]
     )
+
+
+class Tally(models.Model):
+    """A running total that /metrics reports (jobs/metrics.py), folded from the job timeline.
+
+    Counters and histograms must only grow, whichever web process Prometheus reaches; the
+    processes share this table, not their memory. The row named `FOLDED_UP_TO` holds the last
+    JobEvent folded in, so each scrape reads only the events written since the one before.
+    """
+
+    FOLDED_UP_TO = "folded_up_to_event"
+
+    name = models.CharField(max_length=100)
+    labels = models.CharField(max_length=300, blank=True, help_text='JSON: {"queue": "emails"}')
+    value = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "labels"], name="one_tally_each")]
+
+    def __str__(self):
+        return f"{self.name}{self.labels} = {self.value}"

@@ -9,4 +9,5 @@ urlpatterns = [
     path("healthz/workers", views.healthz_workers, name="healthz_workers"),
     path("healthz/consumers", views.healthz_consumers, name="healthz_consumers"),
     path("staff/dashboard/", views.dashboard, name="dashboard"),
+    path("metrics", views.metrics, name="metrics"),
 ]

@@ -1,12 +1,14 @@
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from jobs import dashboard as dashboard_data
 from jobs import health
+from jobs import metrics as job_metrics
 
 
 def _answer(*checks):
@@ -51,5 +53,22 @@ def dashboard(request):
         # Built from counts and times only: nothing a user typed reaches the SVG.
         "chart": mark_safe(dashboard_data.bars_svg(dashboard_data.throughput())),
         "bucket_minutes": dashboard_data.BUCKET_MINUTES,
+        "colours": {
+            "succeeded": dashboard_data.SUCCEEDED_COLOUR,
+            "failed": dashboard_data.FAILED_COLOUR,
+        },
     }
     return render(request, "jobs/dashboard.html", context)
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+@never_cache
+@require_safe
+def metrics(request):
+    """What Prometheus scrapes (jobs/metrics.py). With DEBUG off it answers only the bearer of
+    METRICS_TOKEN: queue names and failure counts are for the operators."""
+    if not job_metrics.may_read(request):
+        return HttpResponse("send Authorization: Bearer <METRICS_TOKEN>\n", status=401)
+    return HttpResponse(job_metrics.render(), content_type=CONTENT_TYPE_LATEST)
