@@ -1,5 +1,6 @@
 """The operations dashboard and the demo controls, on the real broker."""
 
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
@@ -47,6 +48,54 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
     assert "warehouse.order-placed" in page
     assert 'http-equiv="refresh"' in page
     assert "1 failed" in page and "<svg" in page
+
+
+def test_the_chart_paints_succeeded_green_and_failed_red_on_round_axes():
+    start = timezone.now().replace(second=0, microsecond=0)
+    counts = [(0, 0), (13, 2), (4, 0), (0, 1)] + [(1, 0)] * 8  # an hour of 5-minute buckets
+    buckets = [
+        {"start": start + timedelta(minutes=5 * i), "succeeded": ok, "failed": bad}
+        for i, (ok, bad) in enumerate(counts)
+    ]
+    svg = ET.fromstring(dashboard.bars_svg(buckets))
+
+    rects = svg.findall("rect")
+    assert len(rects) == 2 * len(buckets)
+    fills = {(r.get("class"), r.get("fill")) for r in rects}
+    assert fills == {("succeeded", "#16a34a"), ("failed", "#dc2626")}
+    # The site's stylesheet paints `.chart .bar` blue, over any fill attribute.
+    assert not any("bar" in r.get("class").split() for r in rects)
+
+    # The y-axis: round counts from 0 to at least the tallest stack (13 + 2), with gridlines.
+    y_labels = {t.text: float(t.get("y")) for t in svg.iter("text") if "y-axis" in t.get("class")}
+    assert list(y_labels) == ["0", "5", "10", "15"]
+    assert len(svg.findall("line")) == 4
+    # The tallest stack, failed on succeeded, reaches the line of 15 from the line of 0.
+    succeeded, failed = rects[2], rects[3]
+    bottom = float(succeeded.get("y")) + float(succeeded.get("height"))
+    assert bottom == pytest.approx(y_labels["0"], abs=0.1)
+    assert float(failed.get("y")) + float(failed.get("height")) == pytest.approx(
+        float(succeeded.get("y")), abs=0.1
+    )
+    assert float(failed.get("y")) == pytest.approx(y_labels["15"], abs=0.1)
+
+    # The x-axis: the time of every third bucket, a quarter of an hour apart.
+    x_labels = [t.text for t in svg.iter("text") if "x-axis" in t.get("class")]
+    assert x_labels == [timezone.localtime(b["start"]).strftime("%H:%M") for b in buckets[::3]]
+
+
+@pytest.mark.parametrize(
+    "peak, ticks",
+    [
+        (0, [0, 1]),
+        (1, [0, 1]),
+        (4, [0, 1, 2, 3, 4]),
+        (13, [0, 5, 10, 15]),
+        (2579, [0, 1000, 2000, 3000]),
+    ],
+)
+def test_the_y_axis_counts_in_round_steps_up_to_the_peak(peak, ticks):
+    assert dashboard.count_ticks(peak) == ticks
 
 
 def test_staff_only(client, broker):
