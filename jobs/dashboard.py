@@ -25,6 +25,13 @@ class QueueRow:
     oldest_wait_seconds: float | None
     kind: str = "jobs"  # or "events": read by an event consumer, not by a Celery worker
 
+    @property
+    def waits_untracked(self):
+        """Messages wait in this work queue but no job does: tasks published without a job
+        row (the demo's flood, a beat tick), whose age nobody wrote down. RabbitMQ cannot tell
+        either: Celery's messages carry no time they were sent."""
+        return self.kind == "jobs" and bool(self.ready) and self.oldest_wait_seconds is None
+
 
 def watched_queues():
     """[(queue, kind)]: the work queues, and the event queues of JOBS_EVENT_QUEUES.
@@ -71,13 +78,24 @@ def queue_rows():
 
 
 def oldest_waiting_by_queue():
-    """{queue: seconds the oldest job not yet started has waited}, from the job rows."""
-    waiting = (
-        Job.objects.filter(state__in=[Job.State.PENDING, Job.State.QUEUED])
-        .values("task_name")
-        .annotate(since=Min(Coalesce("queued_at", "created_at")))
-    )
+    """{queue: seconds the oldest job not yet started has waited}, from the job rows.
+
+    A job waits while it is PENDING (in the outbox: since it was asked for), QUEUED (since
+    RabbitMQ took it) or RETRYING once its retry is due (since then: its message is back in
+    the queue, or held by a worker with no free process). A newsletter's recipients are not
+    jobs, its chunks are: a newsletter going out shows the age of its oldest chunk not started.
+
+    Cheap enough for every scrape of /metrics: only the jobs in those states are read, found
+    through the index on (state, created_at).
+    """
     now = timezone.now()
+    waiting = (
+        Job.objects.filter(state__in=[Job.State.PENDING, Job.State.QUEUED, Job.State.RETRYING])
+        .exclude(next_retry_at__gt=now)  # a retry waits from when it is due, not before
+        .values("task_name")
+        # Only a retry has next_retry_at, only a published job queued_at.
+        .annotate(since=Min(Coalesce("next_retry_at", "queued_at", "created_at")))
+    )
     oldest = {}
     for row in waiting:
         queue = queue_of(row["task_name"])

@@ -1,5 +1,6 @@
 """The operations dashboard and the demo controls, on the real broker."""
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
@@ -10,8 +11,16 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from demo.smtp_sink import read_controls
+from demo.subscribers import seed_subscribers
 from jobs import dashboard
+from jobs.models import Job
 from jobs.tasks import noop
+from notifications import newsletters
+from notifications.models import Newsletter
+from notifications.tasks import publish_chunks
+from shop import services as shop_services
+from suppliers import services as supplier_services
+from suppliers.models import Supplier
 from testkit.processes import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -35,6 +44,8 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
 
     rows = {row.name: row for row in dashboard.queue_rows()}
     assert (rows["emails"].ready, rows["emails"].consumers, rows["emails"].dead) == (3, 0, 0)
+    # Fillers published without a job row: they wait, but nobody wrote down since when.
+    assert rows["emails"].oldest_wait_seconds is None and rows["emails"].waits_untracked
     # The warehouse is not running in this test: its queue shows no consumer.
     warehouse = rows["warehouse.order-placed"]
     assert (warehouse.kind, warehouse.consumers) == ("events", 0)
@@ -46,8 +57,67 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
     page = staff_client.get(reverse("jobs:dashboard")).content.decode()
     assert worker.nodename in page
     assert "warehouse.order-placed" in page
+    assert "untracked" in queue_row_html(page, "emails")
     assert 'http-equiv="refresh"' in page
     assert "1 failed" in page and "<svg" in page
+
+
+def test_every_queue_where_jobs_wait_shows_how_long_the_oldest_has_waited(staff_client, broker):
+    # No worker runs: what is asked for waits. On emails, a newsletter's chunks, planned and
+    # published as its planner does (its recipients are no jobs: its chunks are).
+    seed_subscribers(60)
+    newsletter = Newsletter.objects.create(
+        subject="Winter sale", body="Mugs!", state=Newsletter.State.QUEUED
+    )
+    newsletters.plan_newsletter(newsletter.pk, chunk_size=25)
+    assert publish_chunks(newsletter.pk) == 3
+    # On reports, a sales report asked for and published.
+    today = timezone.localdate()
+    shop_services.request_sales_report(today - timedelta(days=7), today, requested_by=None)
+    # On integrations, a supplier fetch asked for while the broker was away: in the outbox.
+    supplier = Supplier.objects.create(name="Acme", base_url="http://127.0.0.1:9/")
+    broker.proxy.cut()
+    try:
+        supplier_services.request_fetch(supplier)
+    finally:
+        broker.proxy.restore()
+    assert Job.objects.get(kind="supplier_prices").state == Job.State.PENDING
+    # On media, a job whose retry was due 30 s ago; on maintenance, one whose retry is not due.
+    now = timezone.now()
+    for task_name, due in [
+        ("media_jobs.make_renditions", now - timedelta(seconds=30)),
+        ("demo.poison_pill", now + timedelta(minutes=5)),
+    ]:
+        Job.objects.create(
+            key=f"{task_name}:1", kind=task_name, task_name=task_name, task_id=task_name,
+            state=Job.State.RETRYING, next_retry_at=due, created_at=now - timedelta(hours=1),
+        )  # fmt: skip
+
+    chunks = Job.objects.filter(kind="newsletter_chunk")
+    first_chunk_queued = min(chunks.values_list("queued_at", flat=True))
+    at_least = (timezone.now() - first_chunk_queued).total_seconds()
+    rows = {row.name: row for row in dashboard.queue_rows()}
+    at_most = (timezone.now() - first_chunk_queued).total_seconds()
+
+    ages = {name: row.oldest_wait_seconds for name, row in rows.items() if row.kind == "jobs"}
+    assert {name for name, age in ages.items() if age is not None} == {
+        "emails", "reports", "integrations", "media",
+    }  # fmt: skip
+    assert rows["emails"].ready == chunks.count() == 3
+    assert at_least <= ages["emails"] <= at_most, "the age of the oldest chunk"
+    assert 30 <= ages["media"] < 3600, "since the retry was due, not since the job was made"
+    assert ages["maintenance"] is None, "a retry not due yet is not waiting"
+
+    page = staff_client.get(reverse("jobs:dashboard")).content.decode()
+    for name in ("emails", "reports", "integrations", "media"):
+        assert re.search(r">\d+ s<", queue_row_html(page, name)), name
+    assert "\N{EN DASH}" in queue_row_html(page, "maintenance")
+
+
+def queue_row_html(page, queue):
+    """The dashboard's table row of `queue`."""
+    [row] = re.findall(rf"<tr>\s*<td>{re.escape(queue)}\b.*?</tr>", page, re.DOTALL)
+    return row
 
 
 def test_the_chart_paints_succeeded_green_and_failed_red_on_round_axes():
