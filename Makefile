@@ -12,7 +12,7 @@ export FLOWER_BROKER_API ?= http://guest:guest@127.0.0.1:15672/api/
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test bootstrap broker migrate ffmpeg seed lint format web worker beat flower smtp clean
+.PHONY: help demo test bootstrap broker migrate ffmpeg prometheus seed lint format web worker beat flower smtp clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,10 +30,13 @@ test: bootstrap ## set everything up, then run the whole test suite (SQLite and 
 	@scripts/ensure-chromium.sh
 	scripts/run-tests.sh
 
-bootstrap: $(VENV_STAMP) broker migrate ffmpeg
+bootstrap: $(VENV_STAMP) broker migrate ffmpeg prometheus
 
 ffmpeg: ## make sure ffmpeg is installed (product videos); without it videos are refused
 	@scripts/ensure-ffmpeg.sh || echo "==> going on without ffmpeg: video uploads are refused"
+
+prometheus: ## make sure Prometheus and Alertmanager are installed (the demo's alerting, docs/alerting.md)
+	@scripts/ensure-prometheus.sh || echo "==> going on without Prometheus: the demo runs without alerting"
 
 $(VENV_STAMP): requirements.txt
 	scripts/ensure-venv.sh
