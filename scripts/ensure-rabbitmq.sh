@@ -2,8 +2,9 @@
 # Make sure a RabbitMQ answers at CELERY_BROKER_URL.
 #
 # If it does not and the URL points at this machine, start the local rabbitmq-server,
-# installing Debian's package first when it is missing and we are root. Enables the
-# management plugin on a local broker (Flower's broker page and the tests use its API).
+# installing Debian's package first when it is missing and we are root. Enables two plugins
+# on a local broker: management (Flower's broker page and the tests use its API) and
+# prometheus (its memory and disk alarms on :15692/metrics, for the alerts: docs/alerting.md).
 set -euo pipefail
 
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -62,15 +63,20 @@ else
 fi
 
 if [ "$local_broker" -eq 1 ] && command -v rabbitmq-plugins >/dev/null; then
-  if ! rabbitmq-plugins list --enabled --minimal 2>/dev/null | grep -qx rabbitmq_management; then
-    if as_root; then
-      say "enabling the RabbitMQ management plugin"
-      rabbitmq-plugins enable rabbitmq_management >/dev/null
-    else
-      echo "warning: the management plugin is off; enable it with:" >&2
-      echo "    sudo rabbitmq-plugins enable rabbitmq_management" >&2
+  enabled=$(rabbitmq-plugins list --enabled --minimal 2>/dev/null || true)
+  for plugin in rabbitmq_management rabbitmq_prometheus; do
+    if ! grep -qx "$plugin" <<<"$enabled"; then
+      if as_root; then
+        say "enabling the RabbitMQ plugin $plugin"
+        rabbitmq-plugins enable "$plugin" >/dev/null
+      else
+        echo "warning: the RabbitMQ plugin $plugin is off; enable it with:" >&2
+        echo "    sudo rabbitmq-plugins enable $plugin" >&2
+      fi
     fi
-  fi
+  done
   "$PYTHON" scripts/wait_for_broker.py "http://127.0.0.1:15672/api/overview" --timeout 60 ||
     echo "warning: RabbitMQ's management API does not answer on port 15672" >&2
+  "$PYTHON" scripts/wait_for_broker.py "http://127.0.0.1:15692/metrics" --timeout 30 ||
+    echo "warning: RabbitMQ's Prometheus metrics do not answer on port 15692" >&2
 fi
