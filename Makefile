@@ -76,7 +76,7 @@ beat: bootstrap ## only celery beat
 
 flower: bootstrap $(DEMO_ENV) ## only Flower on 127.0.0.1:5555
 	@set -a; . ./$(DEMO_ENV); set +a; celery -A config flower --address=127.0.0.1 --port=5555 \
-		--basic-auth=$$FLOWER_USER:$$FLOWER_PASSWORD --broker-api=$(FLOWER_BROKER_API)
+		--basic-auth=$$FLOWER_USER:$$FLOWER_PASSWORD --broker-api=$(FLOWER_BROKER_API) --purge-offline-workers=60
 
 smtp: bootstrap ## only the local SMTP sink on 127.0.0.1:1025
 	$(PY) manage.py smtp_sink
