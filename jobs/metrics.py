@@ -35,9 +35,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from jobs import conf, topology
 from jobs.dashboard import oldest_waiting_by_queue, queue_counts, queue_of
 from jobs.models import Job, JobEvent, Tally
+from jobs.runner import JobTask
 
 # Seconds; from a confirmation email's tens of milliseconds to a report's many minutes.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+FINISHED_OUTCOMES = (JobEvent.Kind.SUCCEEDED, JobEvent.Kind.FAILED, JobEvent.Kind.DEAD_LETTERED)
 UNFINISHED = (Job.State.PENDING, Job.State.QUEUED, Job.State.STARTED, Job.State.RETRYING)
 # Events folded per scrape at most: a backlog after a quiet week is caught up over a few.
 FOLD_LIMIT = 20_000
@@ -153,10 +155,17 @@ def add_up(tallies, changes):
 
 
 def totals(tallies):
-    """The counter and histogram families, from the tallies."""
+    """The counter and histogram families, from the tallies.
+
+    Every declared job's series are there from the first scrape, at 0 until something happens:
+    a series that appears at 1 hides its first event from `increase()`, and from the alerts.
+    """
     by_name = defaultdict(list)
     for tally in tallies:
         by_name[tally.name].append((json.loads(tally.labels or "{}"), tally.value))
+    for name, labels in declared_series():
+        if not any(seen == labels for seen, _ in by_name[name]):
+            by_name[name].append((labels, 0))
     for name, help_text in COUNTERS.items():
         label_names = ["kind", "queue", "outcome"] if "finished" in name else ["kind", "queue"]
         family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=label_names)
@@ -174,6 +183,21 @@ def totals(tallies):
             le_counts = [(str(le), buckets[queue].get(str(le), 0)) for le in BUCKETS]
             family.add_metric([queue], [*le_counts, ("+Inf", count)], sums.get(queue, 0))
         yield family
+
+
+def declared_series():
+    """[(tally name, labels)] of every job declared in this app (jobs/declare.py)."""
+    series = []
+    for task in current_app.tasks.values():
+        if not isinstance(task, JobTask):
+            continue
+        kind, queue = task.kind.name, queue_of(task.name) or "unrouted"
+        for outcome in FINISHED_OUTCOMES:
+            series.append(
+                ("shopjobs_jobs_finished_total", {"kind": kind, "outcome": outcome, "queue": queue})
+            )
+        series.append(("shopjobs_job_retries_total", {"kind": kind, "queue": queue}))
+    return series
 
 
 def unfinished_jobs():

@@ -130,9 +130,15 @@ def test_without_debug_metrics_answer_only_the_token(client, settings):
     assert b"shopjobs_jobs" in right.content
 
 
-def test_the_first_scrape_does_not_count_history(client, broker):
-    old = Job.objects.create(key="count_me:old", kind="count_me", task_name="tests.count_me",
+def test_the_first_scrape_does_not_count_history_and_starts_every_series_at_0(client, broker):
+    kind = send_order_confirmation.kind.name
+    old = Job.objects.create(key=f"{kind}:old", kind=kind, task_name=send_order_confirmation.name,
                              task_id="old", state=Job.State.SUCCEEDED)  # fmt: skip
     JobEvent.objects.create(job=old, kind=JobEvent.Kind.SUCCEEDED, at=timezone.now() - timedelta(1))
     samples = scrape(client)
-    assert not any(name == "shopjobs_jobs_finished_total" for name, _ in samples)
+    finished = "shopjobs_jobs_finished_total"
+    for outcome in ("succeeded", "failed", "dead_lettered"):
+        # At 0, not absent: Prometheus's increase() sees a series' first event only if the
+        # series was there before it.
+        assert value(samples, finished, kind=kind, queue="emails", outcome=outcome) == 0
+    assert value(samples, "shopjobs_job_retries_total", kind=kind, queue="emails") == 0
