@@ -29,6 +29,8 @@ RABBITMQ_PASSWORD=$(secret 24)
 RABBITMQ_CLUSTER_COOKIE=$(secret 40)
 FLOWER_USER=admin
 FLOWER_PASSWORD=$(secret 16)
+# Prometheus sends it to read the shop's /metrics (monitoring/prometheus.compose.yml).
+METRICS_TOKEN=$(secret 32)
 
 # Trying it out on http://localhost:8000 without a TLS proxy in front; remove both lines in
 # production, where HTTPS is expected.

@@ -40,6 +40,7 @@ COMPOSE_SECRETS = (
     "RABBITMQ_PASSWORD",
     "RABBITMQ_CLUSTER_COOKIE",
     "FLOWER_PASSWORD",
+    "METRICS_TOKEN",
 )
 # What the tests put in docker/.env: compose's ${...} are filled in from these.
 COMPOSE_TEST_ENV = {name: f"test-{name.lower()}" for name in COMPOSE_SECRETS}
