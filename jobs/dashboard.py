@@ -111,20 +111,41 @@ def queue_of(task_name):
     return route and route.get("queue")
 
 
-def workers():
-    """[(worker name, queues it serves, tasks it is running)], from a broadcast."""
+def workers(expected):
+    """[(worker name, queues it serves, tasks it is running)], from two broadcasts.
+
+    Only a broadcast says what each worker runs; the health check needs none
+    (jobs/health.py). A broadcast waits up to `timeout` for each next reply, however many
+    workers there are, unless told how many replies to expect (`limit`). `expected` is the
+    number of consumers RabbitMQ counts on the work queues (consumers_on_work_queues): a
+    worker holds one on each queue it serves, so no more workers than that can answer. With
+    one queue per worker, as the Procfile runs them but for reports and maintenance, the
+    first broadcast ends at the last reply; a worker serving two queues leaves it one reply
+    short, waiting out one timeout. The second asks only the workers that answered.
+    """
+    if not expected:
+        return []  # no worker consumes a work queue, or the broker did not answer
     try:
-        with current_app.connection_for_write() as conn:  # not the pool's: see jobs/health.py
+        # A connection of its own: one from the pool may be stale after a broker restart.
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            inspect = current_app.control.inspect(timeout=1, connection=conn)
-            served = inspect.active_queues() or {}
-            active = inspect.active() or {}
+            ask_all = current_app.control.inspect(timeout=1, connection=conn, limit=expected)
+            served = ask_all.active_queues() or {}
+            names = sorted(served)
+            active = {}
+            if names:  # (no destination at all would ask everyone)
+                ask_them = current_app.control.inspect(
+                    names, timeout=1, connection=conn, limit=len(names)
+                )
+                active = ask_them.active() or {}
     except Exception:
         return []
-    return [
-        (name, sorted(q["name"] for q in served[name]), active.get(name, []))
-        for name in sorted(served)
-    ]
+    return [(name, sorted(q["name"] for q in served[name]), active.get(name, [])) for name in names]
+
+
+def consumers_on_work_queues(rows):
+    """How many consumers RabbitMQ counts on the work queues of `rows` (0 if it did not say)."""
+    return sum(row.consumers or 0 for row in rows if row.kind == "jobs")
 
 
 def throughput(hours=1):

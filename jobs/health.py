@@ -29,21 +29,24 @@ def broker(timeout=2):
     return True, "broker answers"
 
 
-def workers(timeout=1.0):
-    """Every work queue has at least one worker that answers (a broadcast, like ping)."""
-    try:
-        # A connection of its own: one from the pool may be stale after a broker restart.
-        with current_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            inspect = current_app.control.inspect(timeout=timeout, connection=conn)
-            replies = inspect.active_queues() or {}
-    except Exception as exc:
-        return False, f"broker unreachable, no worker can be asked: {exc}"
-    served = {queue["name"] for consumed in replies.values() for queue in consumed}
-    missing = [name for name in topology.work_queue_names(current_app) if name not in served]
-    if missing:
-        return False, f"no worker answers for queue(s): {', '.join(missing)}"
-    return True, f"{len(replies)} worker(s) serve every queue"
+def workers():
+    """Every work queue has a worker: a consumer, as RabbitMQ counts them.
+
+    A Celery worker holds a consumer on each queue it serves for as long as its connection
+    lives, so RabbitMQ's count (a passive declare per queue: milliseconds) tells which queue
+    nobody serves. A broadcast (`inspect().active_queues()`) told the same but always waited
+    its whole timeout, a second, for replies that might still come, and missed workers
+    started with their remote control off.
+
+    What a consumer count cannot tell: a worker whose connection lives but which takes no more
+    work (every process stuck in a task) still holds its consumers. A worker whose main process
+    hangs stops sending heartbeats and RabbitMQ closes its connection (CELERY_BROKER_HEARTBEAT);
+    a stuck pool is for a separate check, not built yet, on the age of the oldest waiting job
+    (jobs/dashboard.py: oldest_waiting_by_queue, also on /metrics).
+    """
+    return _every_queue_consumed(
+        topology.work_queue_names(current_app), missing="no worker consumes queue(s)"
+    )
 
 
 def event_consumers():
@@ -52,11 +55,17 @@ def event_consumers():
     The consumers of events (the warehouse service, `manage.py consume_shop_events`) are not
     Celery workers: no broadcast reaches them, but RabbitMQ counts them on their queue.
     """
+    return _every_queue_consumed(conf.JOBS_EVENT_QUEUES, missing="no consumer on event queue(s)")
+
+
+def _every_queue_consumed(names, missing):
+    """(ok, detail): whether each of the queues `names` has a consumer, naming those without."""
     try:
-        counts = queue_counts(conf.JOBS_EVENT_QUEUES)
+        counts = queue_counts(names)
     except Exception as exc:  # a queue nobody declared yet (404) closes the channel too
-        return False, f"broker unreachable, or an event queue is missing: {exc}"
+        return False, f"broker unreachable, or a queue is missing: {exc}"
     idle = [name for name, (_ready, consumers) in counts.items() if consumers == 0]
     if idle:
-        return False, f"no consumer on event queue(s): {', '.join(idle)}"
-    return True, f"every event queue has a consumer ({', '.join(counts)})"
+        return False, f"{missing}: {', '.join(idle)}"
+    consumed = ", ".join(f"{name} ({consumers})" for name, (_ready, consumers) in counts.items())
+    return True, f"consumers on every queue: {consumed}"

@@ -12,7 +12,7 @@ from django_celery_results.models import TaskResult
 
 from demo.smtp_sink import read_controls
 from demo.subscribers import seed_subscribers
-from jobs import dashboard
+from jobs import dashboard, outbox
 from jobs.models import Job
 from jobs.tasks import noop
 from notifications import newsletters
@@ -62,9 +62,22 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
     assert "1 failed" in page and "<svg" in page
 
 
-def test_every_queue_where_jobs_wait_shows_how_long_the_oldest_has_waited(staff_client, broker):
-    # No worker runs: what is asked for waits. On emails, a newsletter's chunks, planned and
-    # published as its planner does (its recipients are no jobs: its chunks are).
+def test_every_queue_where_jobs_wait_shows_how_long_the_oldest_has_waited(
+    staff_client, broker, monkeypatch
+):
+    # No worker runs: what is asked for waits. On integrations, a supplier fetch asked for
+    # while the broker was away: in the outbox. (First: a pooled connection opened before the
+    # cut would be left broken for the next test.)
+    supplier = Supplier.objects.create(name="Acme", base_url="http://127.0.0.1:9/")
+    broker.proxy.cut()
+    try:
+        supplier_services.request_fetch(supplier)
+    finally:
+        broker.proxy.restore()
+    assert Job.objects.get(kind="supplier_prices").state == Job.State.PENDING
+    monkeypatch.setattr(outbox, "_broker_failed_until", 0.0)  # as if the breaker had cooled
+    # On emails, a newsletter's chunks, planned and published as its planner does (its
+    # recipients are no jobs: its chunks are).
     seed_subscribers(60)
     newsletter = Newsletter.objects.create(
         subject="Winter sale", body="Mugs!", state=Newsletter.State.QUEUED
@@ -74,14 +87,6 @@ def test_every_queue_where_jobs_wait_shows_how_long_the_oldest_has_waited(staff_
     # On reports, a sales report asked for and published.
     today = timezone.localdate()
     shop_services.request_sales_report(today - timedelta(days=7), today, requested_by=None)
-    # On integrations, a supplier fetch asked for while the broker was away: in the outbox.
-    supplier = Supplier.objects.create(name="Acme", base_url="http://127.0.0.1:9/")
-    broker.proxy.cut()
-    try:
-        supplier_services.request_fetch(supplier)
-    finally:
-        broker.proxy.restore()
-    assert Job.objects.get(kind="supplier_prices").state == Job.State.PENDING
     # On media, a job whose retry was due 30 s ago; on maintenance, one whose retry is not due.
     now = timezone.now()
     for task_name, due in [
@@ -112,6 +117,20 @@ def test_every_queue_where_jobs_wait_shows_how_long_the_oldest_has_waited(staff_
     for name in ("emails", "reports", "integrations", "media"):
         assert re.search(r">\d+ s<", queue_row_html(page, name)), name
     assert "\N{EN DASH}" in queue_row_html(page, "maintenance")
+
+
+def test_the_workers_panel_lists_each_worker_with_its_queues(broker, smtp_sink, start_worker):
+    emails = start_worker(queues=("emails",), concurrency=1)
+    media = start_worker(queues=("media",), concurrency=1)
+    rows = dashboard.queue_rows()
+    assert dashboard.consumers_on_work_queues(rows) == 2
+
+    panel = dashboard.workers(expected=2)
+    assert [(name, served) for name, served, _running in panel] == sorted(
+        [(emails.nodename, ["emails"]), (media.nodename, ["media"])]
+    )
+    # No consumer counted (the broker did not answer, say): no broadcast, nobody is listed.
+    assert dashboard.workers(expected=0) == []
 
 
 def queue_row_html(page, queue):
