@@ -1,6 +1,7 @@
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -46,9 +47,12 @@ def healthz_consumers(request):
 # --- Staff pages: the operations dashboard ---------------------------------------------------
 
 
+@never_cache
 @staff_member_required
 @require_safe
 def dashboard(request):
+    """The operations dashboard. With `?partial=1`, its panels alone: what the page's script
+    fetches every 5 s to swap in place, instead of reloading the page."""
     queues = dashboard_data.queue_rows()
     context = {
         "queues": queues,
@@ -60,8 +64,11 @@ def dashboard(request):
             "succeeded": dashboard_data.SUCCEEDED_COLOUR,
             "failed": dashboard_data.FAILED_COLOUR,
         },
+        "as_of": timezone.now(),
     }
-    return render(request, "jobs/dashboard.html", context)
+    partial = request.GET.get("partial") == "1"  # any other value: the whole page
+    template = "jobs/dashboard_panels.html" if partial else "jobs/dashboard.html"
+    return render(request, template, context)
 
 
 # --- Prometheus ------------------------------------------------------------------------------

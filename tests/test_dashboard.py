@@ -58,7 +58,7 @@ def test_the_dashboard_shows_queue_depths_workers_and_the_last_hour(
     assert worker.nodename in page
     assert "warehouse.order-placed" in page
     assert "untracked" in queue_row_html(page, "emails")
-    assert 'http-equiv="refresh"' in page
+    assert 'http-equiv="refresh"' not in page, "the page updates its panels, it does not reload"
     assert "1 failed" in page and "<svg" in page
 
 
@@ -187,8 +187,31 @@ def test_the_y_axis_counts_in_round_steps_up_to_the_peak(peak, ticks):
     assert dashboard.count_ticks(peak) == ticks
 
 
+def test_the_page_swaps_in_its_panels_from_the_partial_answer(staff_client, broker):
+    url = reverse("jobs:dashboard")
+    noop.delay("waiting")
+    page = staff_client.get(url).content.decode()
+    assert re.search(rf'id="dashboard-panels" data-url="{re.escape(url)}\?partial=1"', page)
+    assert f'<a href="{url}">refresh</a>' in page, "without JavaScript, a link"
+
+    response = staff_client.get(url, {"partial": "1"})
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    panels = response.content.decode()
+    assert "<html" not in panels and "<script" not in panels and "<h1" not in panels
+    assert ">Queues</h2>" in panels and ">Workers</h2>" in panels and "<svg" in panels
+    assert re.search(r"<td class=\"num\">1</td>", queue_row_html(panels, "emails")), "waiting"
+    # The page holds the same panels, once.
+    assert page.count(">Queues</h2>") == 1 and ">Queues</h2>" in page
+
+    for odd in ("0", "yes", "1; DROP TABLE", ""):
+        response = staff_client.get(url, {"partial": odd})
+        assert response.status_code == 200 and b"<html" in response.content, odd
+
+
 def test_staff_only(client, broker):
     assert client.get(reverse("jobs:dashboard")).status_code == 302
+    assert client.get(reverse("jobs:dashboard"), {"partial": "1"}).status_code == 302
     assert client.get(reverse("demo:demo_controls")).status_code == 302
 
 
