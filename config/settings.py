@@ -57,7 +57,7 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("SECURE_PROXY_SSL_HEADER_ON"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Load balancers and container health checks probe over plain HTTP, inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz", r"^metrics$"]
 # Origins (scheme://host) allowed to POST forms, when a proxy in front changes the host.
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -305,6 +305,8 @@ JOBS_WAIT_ALERT_SECONDS = {"emails": 60, "media": 300, "integrations": 600, "rep
 # Prometheus sends it as "Authorization: Bearer <token>" for /metrics. Without DEBUG, /metrics
 # answers nobody until it is set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# The Prometheus that scrapes it: the dashboard's 24 hours of history come from there.
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090")
 
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are

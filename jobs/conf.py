@@ -33,6 +33,8 @@ DEFAULTS = {
     # The bearer token Prometheus sends for /metrics; without one, /metrics answers only
     # with DEBUG on.
     "METRICS_TOKEN": "",
+    # Where the dashboard reads its 24 hours of history (jobs/history.py); "" for none.
+    "PROMETHEUS_URL": "",
 }
 
 

@@ -168,14 +168,17 @@ def throughput(hours=1):
 # The chart's colours, also those of its legend on the page.
 SUCCEEDED_COLOUR = "#16a34a"
 FAILED_COLOUR = "#dc2626"
+WAIT_P50_COLOUR = "#2563eb"
+WAIT_P95_COLOUR = "#ea580c"
 # Chart geometry in SVG units (the drawing scales to the page's width): room on the left for
 # the counts of the y-axis, below for the times of the x-axis.
 CHART_WIDTH, CHART_HEIGHT = 600, 170
 PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 40, 596, 8, 146
 
 
-def bars_svg(buckets):
-    """Stacked bars, succeeded under failed, one per bucket, on a y-axis of round counts.
+def bars_svg(buckets, label=f"tasks finished per {BUCKET_MINUTES} minutes", label_every=3):
+    """Stacked bars, succeeded under failed, one per bucket, on a y-axis of round counts; the
+    time of every `label_every`th bucket under it.
 
     Built from numbers only (counts, and times formatted as HH:MM): the view marks it safe.
     The bars are painted by their fill attribute and carry no class "bar": the site's
@@ -192,7 +195,7 @@ def bars_svg(buckets):
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
-        f'aria-label="tasks finished per {BUCKET_MINUTES} minutes">'
+        f'aria-label="{label}">'
     ]
     for count in ticks:
         y = f"{y_of(count):.1f}"
@@ -215,14 +218,80 @@ def bars_svg(buckets):
             f'y="{bad_y:.1f}" height="{ok_y - bad_y:.1f}">'
             f"<title>{bucket['failed']} failed</title></rect>"
         )
-        if i % 3 == 0:  # every quarter of an hour
-            label = timezone.localtime(bucket["start"]).strftime("%H:%M")
-            parts.append(
-                f'<text class="axis x-axis" font-size="11" fill="#64748b" x="{x:.1f}" '
-                f'y="{PLOT_BOTTOM + 16}">{label}</text>'
-            )
+        if i % label_every == 0:
+            parts.append(_time_label(x, bucket["start"]))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def history_charts(history):
+    """[(queue, finished chart, wait chart)] for the queues that ran anything in the day
+    (jobs/history.py: last_day). Prometheus's increases are estimates, rounded here."""
+    charts = []
+    for queue in history:
+        if not any(h["succeeded"] or h["failed"] for h in queue.hours):
+            continue
+        counts = [
+            {
+                "start": h["start"],
+                "succeeded": round(h["succeeded"] or 0),
+                "failed": round(h["failed"] or 0),
+            }
+            for h in queue.hours
+        ]
+        finished = bars_svg(counts, label=f"{queue.queue}: jobs finished per hour")
+        charts.append((queue.queue, finished, wait_svg(queue.hours)))
+    return charts
+
+
+def wait_svg(hours):
+    """A dot per hour for the wait's p50 and one for its p95, in milliseconds, on a y-axis of
+    round milliseconds; an hour without jobs has none. Built from numbers only, like bars_svg."""
+    series = {"p50": [h["wait_p50"] for h in hours], "p95": [h["wait_p95"] for h in hours]}
+    as_ms = {
+        name: [None if v is None else v * 1000 for v in values] for name, values in series.items()
+    }
+    ticks = count_ticks(int(max((v for vs in as_ms.values() for v in vs if v), default=0)) + 1)
+    top = ticks[-1]
+    slot = (PLOT_RIGHT - PLOT_LEFT) / len(hours)
+
+    def y_of(ms):
+        return PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * ms / top
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
+        'aria-label="wait from queued to started, p50 and p95, per hour">'
+    ]
+    for ms in ticks:
+        y = f"{y_of(ms):.1f}"
+        parts.append(
+            f'<line class="grid" stroke="#e4e7ec" x1="{PLOT_LEFT}" x2="{PLOT_RIGHT}" '
+            f'y1="{y}" y2="{y}"/>'
+            f'<text class="axis y-axis" font-size="11" fill="#64748b" x="{PLOT_LEFT - 6}" '
+            f'y="{y}" dy="0.32em" text-anchor="end">{ms:,} ms</text>'
+        )
+    for name, colour in (("p50", WAIT_P50_COLOUR), ("p95", WAIT_P95_COLOUR)):
+        for i, ms in enumerate(as_ms[name]):
+            if ms is None:
+                continue
+            x = PLOT_LEFT + (i + 0.5) * slot
+            parts.append(
+                f'<circle class="wait-{name}" fill="{colour}" cx="{x:.1f}" cy="{y_of(ms):.1f}" '
+                f'r="3"><title>{name} {ms:,.0f} ms</title></circle>'
+            )
+    for i, hour in enumerate(hours):
+        if i % 3 == 0:
+            parts.append(_time_label(PLOT_LEFT + i * slot + 2, hour["start"]))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _time_label(x, at):
+    label = timezone.localtime(at).strftime("%H:%M")
+    return (
+        f'<text class="axis x-axis" font-size="11" fill="#64748b" x="{x:.1f}" '
+        f'y="{PLOT_BOTTOM + 16}">{label}</text>'
+    )
 
 
 def count_ticks(peak, most=5):

@@ -1,3 +1,4 @@
+from celery import current_app
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -7,8 +8,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from jobs import conf, health, history, topology
 from jobs import dashboard as dashboard_data
-from jobs import health
 from jobs import metrics as job_metrics
 
 
@@ -63,12 +64,21 @@ def dashboard(request):
         "colours": {
             "succeeded": dashboard_data.SUCCEEDED_COLOUR,
             "failed": dashboard_data.FAILED_COLOUR,
+            "wait_p50": dashboard_data.WAIT_P50_COLOUR,
+            "wait_p95": dashboard_data.WAIT_P95_COLOUR,
         },
         "as_of": timezone.now(),
     }
-    partial = request.GET.get("partial") == "1"  # any other value: the whole page
-    template = "jobs/dashboard_panels.html" if partial else "jobs/dashboard.html"
-    return render(request, template, context)
+    if request.GET.get("partial") == "1":  # any other value: the whole page
+        return render(request, "jobs/dashboard_panels.html", context)
+    # The day's history is read once per page, not every 5 s: it changes by the hour.
+    day = history.last_day(topology.work_queue_names(current_app))
+    context["history"] = None if day is None else [
+        (queue, mark_safe(finished), mark_safe(wait))  # numbers only, like the chart above
+        for queue, finished, wait in dashboard_data.history_charts(day)
+    ]  # fmt: skip
+    context["prometheus_url"] = conf.PROMETHEUS_URL
+    return render(request, "jobs/dashboard.html", context)
 
 
 # --- Prometheus ------------------------------------------------------------------------------
