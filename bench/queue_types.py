@@ -58,7 +58,8 @@ PRIORITY_ROUNDS = 1 if QUICK else 2
 _CLUSTER_FLAG = os.environ.get("BENCH_CLUSTER", "").strip().lower()
 CLUSTER = _CLUSTER_FLAG not in {"0", "false", "no"} if _CLUSTER_FLAG else not QUICK
 # Never the suite's cluster (prefix shopjobsc, ports 5681-5683): the tests may be running.
-CLUSTER_PREFIX, CLUSTER_FIRST_PORT = "shopjobsb", 5691
+# Management on 15701-15703: 15692 is the system broker's rabbitmq_prometheus.
+CLUSTER_PREFIX, CLUSTER_FIRST_PORT = "shopjobsb", 5701
 SINGLE, CLUSTERED = "RabbitMQ 4, 1 node", "RabbitMQ 4, 3 nodes"
 
 
