@@ -3,8 +3,8 @@
 The shop (pytest-django's live server) serves /metrics; Prometheus scrapes it every second with
 the repository's alert rules, their `for` cut to 5 s (the same expressions: the real `for`s
 are unit-tested with promtool in tests/test_alert_rules.py); Alertmanager mails the SMTP sink,
-as in the demo. The fault is real: the email worker is killed (SIGKILL, its whole process
-group) while it sends a newsletter.
+as in the demo, and posts to a webhook, as with ALERT_WEBHOOK_URL. The fault is real: the email
+worker is killed (SIGKILL, its whole process group) while it sends a newsletter.
 
 The bound: the alert email is in the sink within 30 s of the kill (a scrape, the 5 s `for`,
 an evaluation and Alertmanager's 1 s group wait take about 10 s). With the demo's settings
@@ -12,9 +12,12 @@ an evaluation and Alertmanager's 1 s group wait take about 10 s). With the demo'
 2.5 minutes after a worker dies.
 """
 
+import json
 import os
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,14 +40,45 @@ ALERT_WITHIN = 30 * float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
 OTHER_QUEUES = tuple(q for q in queues.WORK_QUEUE_NAMES if q != queues.EMAILS)
 
 
+class Posted(list):
+    """What a webhook received, and its URL."""
+
+    url = ""
+
+
 @pytest.fixture
-def monitoring(live_server, smtp_sink, tmp_path, settings):
-    """Prometheus scraping this test's shop, and Alertmanager mailing its SMTP sink."""
+def webhook():
+    """A webhook receiver on a port of its own: the list of what Alertmanager posted to it."""
+    posted = Posted()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    posted.url = f"http://127.0.0.1:{server.server_port}/alerts"
+    yield posted
+    server.shutdown()
+
+
+@pytest.fixture
+def monitoring(live_server, smtp_sink, webhook, tmp_path, settings):
+    """Prometheus scraping this test's shop, and Alertmanager mailing its SMTP sink and
+    posting to the webhook."""
     if absent := missing_programs():
         missing(", ".join(absent), "scripts/ensure-prometheus.sh installs them")
     settings.METRICS_TOKEN = TOKEN  # the live server runs in this process
     alertmanager = Alertmanager(
-        free_port(), tmp_path / "alertmanager", smarthost=f"127.0.0.1:{smtp_sink.port}"
+        free_port(),
+        tmp_path / "alertmanager",
+        smarthost=f"127.0.0.1:{smtp_sink.port}",
+        webhook_url=webhook.url,
     ).start()
     prometheus = Prometheus(
         free_port(),
@@ -72,7 +106,7 @@ def alert_emails(smtp_sink, status):
 
 
 def test_a_worker_killed_mid_newsletter_is_mailed_as_an_alert_then_as_resolved(
-    monitoring, staff, broker, smtp_sink, start_worker
+    monitoring, webhook, staff, broker, smtp_sink, start_worker
 ):
     seed_subscribers(SUBSCRIBERS)
     start_worker(queues=OTHER_QUEUES)  # every other queue has its worker: only emails may fire
@@ -108,3 +142,11 @@ def test_a_worker_killed_mid_newsletter_is_mailed_as_an_alert_then_as_resolved(
     assert max(received.values()) == 1, "nobody got the newsletter twice"
     assert progress.sent + progress.unknown == SUBSCRIBERS, "nobody was lost"
     assert len(alert_emails(smtp_sink, "FIRING")) == 1, "one alert email, not one per scrape"
+    # The webhook heard the same, firing then resolved (Alertmanager's webhook JSON).
+    about_emails = [
+        post["status"]
+        for post in webhook
+        if post["groupLabels"].get("alertname") == "QueueWithoutConsumer"
+        and any(a["labels"].get("queue") == "emails" for a in post["alerts"])
+    ]
+    assert about_emails[0] == "firing" and about_emails[-1] == "resolved", about_emails
