@@ -66,11 +66,22 @@ def rules_with_for(path, for_, source=monitoring.ALERT_RULES):
 
 
 class MonitoringProcess(ListeningProcess):
-    """A program of monitoring/ on 127.0.0.1:`port`, its files in `data_dir`."""
+    """A program of monitoring/ on 127.0.0.1:`port`, its files in `data_dir`, started with the
+    Procfile's options but for its config file, data directory, address and external URL."""
 
     program = None
+    storage_option = None  # the option naming its data directory
 
-    def __init__(self, port, data_dir, options, log_path=None, env=None):
+    def __init__(self, port, data_dir, config_path, log_path=None, env=None):
+        self.config_path = config_path
+        options = procfile_options(self.program)
+        for name, value in (
+            ("config.file", config_path),
+            (self.storage_option, data_dir / "data"),
+            ("web.listen-address", f"127.0.0.1:{port}"),
+            ("web.external-url", f"http://127.0.0.1:{port}/"),
+        ):
+            options = monitoring.with_option(options, name, value)
         self.port = port
         self.data_dir = data_dir
         self.url = f"http://127.0.0.1:{port}"
@@ -110,6 +121,7 @@ class Prometheus(MonitoringProcess):
     """
 
     name = program = "prometheus"
+    storage_option = "storage.tsdb.path"
 
     def __init__(
         self,
@@ -132,7 +144,7 @@ class Prometheus(MonitoringProcess):
             data_dir.mkdir(parents=True, exist_ok=True)
             token_file.write_text(shop_token)
             token_file.chmod(0o600)
-        self.config_path = monitoring.write(
+        config_path = monitoring.write(
             monitoring.prometheus_config(
                 shop=shop,
                 rabbitmq=rabbitmq,
@@ -145,15 +157,7 @@ class Prometheus(MonitoringProcess):
             ),
             data_dir / "prometheus.yml",
         )
-        options = procfile_options("prometheus")
-        for name, value in (
-            ("config.file", self.config_path),
-            ("storage.tsdb.path", data_dir / "data"),
-            ("web.listen-address", f"127.0.0.1:{port}"),
-            ("web.external-url", f"http://127.0.0.1:{port}/"),
-        ):
-            options = monitoring.with_option(options, name, value)
-        super().__init__(port, data_dir, options, log_path, env)
+        super().__init__(port, data_dir, config_path, log_path, env)
 
     def query(self, expr):
         """The result of an instant query: [{"metric": {...}, "value": [time, "1"]}, ...]."""
@@ -195,6 +199,7 @@ class Alertmanager(MonitoringProcess):
     """
 
     name = program = "alertmanager"
+    storage_option = "storage.path"
 
     def __init__(
         self,
@@ -208,7 +213,7 @@ class Alertmanager(MonitoringProcess):
         log_path=None,
         env=None,
     ):
-        self.config_path = monitoring.write(
+        config_path = monitoring.write(
             monitoring.alertmanager_config(
                 smarthost=smarthost,
                 webhook_url=webhook_url,
@@ -217,15 +222,7 @@ class Alertmanager(MonitoringProcess):
             ),
             data_dir / "alertmanager.yml",
         )
-        options = procfile_options("alertmanager")
-        for name, value in (
-            ("config.file", self.config_path),
-            ("storage.path", data_dir / "data"),
-            ("web.listen-address", f"127.0.0.1:{port}"),
-            ("web.external-url", f"http://127.0.0.1:{port}/"),
-        ):
-            options = monitoring.with_option(options, name, value)
-        super().__init__(port, data_dir, options, log_path, env)
+        super().__init__(port, data_dir, config_path, log_path, env)
 
     def alerts(self):
         """The alerts it holds (API v2): labels, annotations, status."""
