@@ -87,8 +87,8 @@ def fold_new_events():
     take turns, so no event is counted twice.
     """
     with transaction.atomic():
-        mark, _ = Tally.objects.select_for_update().get_or_create(name=Tally.FOLDED_UP_TO)
-        if mark.value == 0:  # a first scrape counts from now: older events are history
+        mark, first = Tally.objects.select_for_update().get_or_create(name=Tally.FOLDED_UP_TO)
+        if first:  # the first scrape ever counts from now: older events are history
             newest = JobEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
             mark.value = newest or 0
             mark.save(update_fields=["value"])

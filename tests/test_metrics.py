@@ -142,3 +142,14 @@ def test_the_first_scrape_does_not_count_history_and_starts_every_series_at_0(cl
         # series was there before it.
         assert value(samples, finished, kind=kind, queue="emails", outcome=outcome) == 0
     assert value(samples, "shopjobs_job_retries_total", kind=kind, queue="emails") == 0
+
+
+def test_on_a_new_shop_the_first_jobs_are_counted(client, broker):
+    scrape(client)  # no job has ever run: the first scrape marks an empty timeline
+    kind = send_order_confirmation.kind.name
+    job = Job.objects.create(key=f"{kind}:1", kind=kind, task_name=send_order_confirmation.name,
+                             task_id="first", state=Job.State.SUCCEEDED)  # fmt: skip
+    JobEvent.objects.create(job=job, kind=JobEvent.Kind.SUCCEEDED)
+    samples = scrape(client)
+    done = "shopjobs_jobs_finished_total"
+    assert value(samples, done, kind=kind, queue="emails", outcome="succeeded") == 1
