@@ -22,13 +22,16 @@ the timeline events written since the last one (`fold_new_events`), at most FOLD
 """
 
 import hmac
+import itertools
 import json
 from collections import defaultdict
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -43,6 +46,11 @@ FINISHED_OUTCOMES = (JobEvent.Kind.SUCCEEDED, JobEvent.Kind.FAILED, JobEvent.Kin
 UNFINISHED = (Job.State.PENDING, Job.State.QUEUED, Job.State.STARTED, Job.State.RETRYING)
 # Events folded per scrape at most: a backlog after a quiet week is caught up over a few.
 FOLD_LIMIT = 20_000
+# Only events this old are folded. Ids are handed out when a row is inserted, not when its
+# transaction commits: an event committed late, with a lower id than one already folded, would
+# be behind the mark and never counted. The transactions that write events last milliseconds;
+# waiting this long for them costs the counters a scrape of delay, no event.
+SETTLE_SECONDS = 10
 HISTOGRAMS = {
     "shopjobs_job_wait_seconds": "Seconds from queued to the first attempt's start.",
     "shopjobs_job_run_seconds": "Seconds from an attempt's start to its end.",
@@ -100,6 +108,9 @@ def fold_new_events():
                 "job__started_at",
             )[:FOLD_LIMIT]
         )  # fmt: skip
+        settled = timezone.now() - timedelta(seconds=SETTLE_SECONDS)
+        # The events up to the first one too new: the mark never passes an unsettled one.
+        events = list(itertools.takewhile(lambda event: event["at"] <= settled, events))
         tallies = {(t.name, t.labels): t for t in Tally.objects.exclude(pk=mark.pk)}
         if events:
             add_up(tallies, changes_from(events))

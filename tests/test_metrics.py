@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from jobs import metrics
 from jobs.models import Job, JobEvent
 from notifications.tasks import send_order_confirmation
 from testkit.processes import wait_for
@@ -21,6 +22,12 @@ TOKEN = "s3cret-token"
 @pytest.fixture(autouse=True)
 def metrics_token(settings):
     settings.METRICS_TOKEN = TOKEN  # tests run with DEBUG off, as production does
+
+
+@pytest.fixture(autouse=True)
+def fold_at_once(monkeypatch):
+    """Events are folded as soon as they are written, not SETTLE_SECONDS later (tested below)."""
+    monkeypatch.setattr(metrics, "SETTLE_SECONDS", 0)
 
 
 def scrape(client):
@@ -153,3 +160,19 @@ def test_on_a_new_shop_the_first_jobs_are_counted(client, broker):
     samples = scrape(client)
     done = "shopjobs_jobs_finished_total"
     assert value(samples, done, kind=kind, queue="emails", outcome="succeeded") == 1
+
+
+def test_an_event_is_counted_once_it_has_settled(client, broker, monkeypatch):
+    # An event id is taken at the insert, its row seen at the commit: the fold waits until no
+    # transaction can still commit an event below the mark, so none is skipped.
+    monkeypatch.setattr(metrics, "SETTLE_SECONDS", 10)
+    scrape(client)
+    kind = send_order_confirmation.kind.name
+    job = Job.objects.create(key=f"{kind}:1", kind=kind, task_name=send_order_confirmation.name,
+                             task_id="fresh", state=Job.State.SUCCEEDED)  # fmt: skip
+    event = JobEvent.objects.create(job=job, kind=JobEvent.Kind.SUCCEEDED)
+    done = "shopjobs_jobs_finished_total"
+    labels = dict(kind=kind, queue="emails", outcome="succeeded")
+    assert value(scrape(client), done, **labels) == 0, "too fresh to be folded"
+    JobEvent.objects.filter(pk=event.pk).update(at=event.at - timedelta(seconds=11))
+    assert value(scrape(client), done, **labels) == 1
