@@ -193,18 +193,8 @@ def bars_svg(buckets, label=f"tasks finished per {BUCKET_MINUTES} minutes", labe
     def y_of(count):
         return PLOT_BOTTOM - plot_height * count / top
 
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
-        f'aria-label="{label}">'
-    ]
-    for count in ticks:
-        y = f"{y_of(count):.1f}"
-        parts.append(
-            f'<line class="grid" stroke="#e4e7ec" x1="{PLOT_LEFT}" x2="{PLOT_RIGHT}" '
-            f'y1="{y}" y2="{y}"/>'
-            f'<text class="axis y-axis" font-size="11" fill="#64748b" x="{PLOT_LEFT - 6}" '
-            f'y="{y}" dy="0.32em" text-anchor="end">{count:,}</text>'
-        )
+    parts = [_svg_start(label)]
+    parts += _y_axis(ticks, y_of)
     for i, bucket in enumerate(buckets):
         x = PLOT_LEFT + i * slot + 2
         ok_y = y_of(bucket["succeeded"])
@@ -258,18 +248,8 @@ def wait_svg(hours):
     def y_of(ms):
         return PLOT_BOTTOM - (PLOT_BOTTOM - PLOT_TOP) * ms / top
 
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
-        'aria-label="wait from queued to started, p50 and p95, per hour">'
-    ]
-    for ms in ticks:
-        y = f"{y_of(ms):.1f}"
-        parts.append(
-            f'<line class="grid" stroke="#e4e7ec" x1="{PLOT_LEFT}" x2="{PLOT_RIGHT}" '
-            f'y1="{y}" y2="{y}"/>'
-            f'<text class="axis y-axis" font-size="11" fill="#64748b" x="{PLOT_LEFT - 6}" '
-            f'y="{y}" dy="0.32em" text-anchor="end">{ms:,} ms</text>'
-        )
+    parts = [_svg_start("wait from queued to started, p50 and p95, per hour")]
+    parts += _y_axis(ticks, y_of, unit=" ms")
     for name, colour in (("p50", WAIT_P50_COLOUR), ("p95", WAIT_P95_COLOUR)):
         for i, ms in enumerate(as_ms[name]):
             if ms is None:
@@ -284,6 +264,27 @@ def wait_svg(hours):
             parts.append(_time_label(PLOT_LEFT + i * slot + 2, hour["start"]))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _svg_start(label):
+    return (
+        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" '
+        f'aria-label="{label}">'
+    )
+
+
+def _y_axis(ticks, y_of, unit=""):
+    """A gridline and a label for each tick, at the height `y_of(tick)`."""
+    parts = []
+    for tick in ticks:
+        y = f"{y_of(tick):.1f}"
+        parts.append(
+            f'<line class="grid" stroke="#e4e7ec" x1="{PLOT_LEFT}" x2="{PLOT_RIGHT}" '
+            f'y1="{y}" y2="{y}"/>'
+            f'<text class="axis y-axis" font-size="11" fill="#64748b" x="{PLOT_LEFT - 6}" '
+            f'y="{y}" dy="0.32em" text-anchor="end">{tick:,}{unit}</text>'
+        )
+    return parts
 
 
 def _time_label(x, at):
