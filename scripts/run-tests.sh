@@ -39,11 +39,20 @@ QUORUM_DESELECT=(
 # Waits in the tests only bound a hang: give them room on a machine running two suites.
 export TEST_TIMEOUT_SCALE=${TEST_TIMEOUT_SCALE:-3}
 
-# Each line of a run's output goes out with the run's name in front.
+# Each line of a run's output goes out with the run's name in front, and into
+# test-results/<name>.log; its JUnit report goes to test-results/<name>.xml (times per test).
+RESULTS=test-results
+mkdir -p "$RESULTS"
 run() {
   local name=$1
   shift
-  "$@" 2>&1 | sed -u "s/^/[$name] /"
+  "$@" --junitxml="$RESULTS/$name.xml" 2>&1 | tee "$RESULTS/$name.log" | sed -u "s/^/[$name] /"
+}
+
+# pytest's short summary (-ra) of a run's failures and errors, so that they are the last lines
+# of the output, where CI shows them, not a screen above the other run's progress.
+failures_of() {
+  grep -E '^(FAILED|ERROR) ' "$RESULTS/$1.log" | sed "s/^/[$1] /"
 }
 
 # RabbitMQ 4: its URLs, as `env` takes them (CELERY_BROKER_URL=... RABBITMQ_MANAGEMENT_URL=...).
@@ -117,6 +126,9 @@ if [ -n "$left" ]; then
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
+  for name in quorum classic restart; do
+    failures_of "$name" >&2
+  done
   echo "==> FAILED: ${failed[*]}" >&2
   exit 1
 fi
