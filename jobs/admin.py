@@ -4,7 +4,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from jobs import deadletters
+from jobs import cancel, deadletters
 from jobs.models import Job, JobEvent
 
 
@@ -29,6 +29,8 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ["key", "subject", "task_id"]
     readonly_fields = [f.name for f in Job._meta.fields]
     change_list_template = "admin/jobs/job/change_list.html"
+    change_form_template = "admin/jobs/job/change_form.html"
+    actions = ["cancel_selected"]
 
     def has_add_permission(self, request):
         return False
@@ -36,6 +38,7 @@ class JobAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path("<int:pk>/cancel/", view(require_POST(self.cancel_one)), name="jobs_job_cancel"),
             path("dead-letters/", view(self.dead_letters), name="jobs_dead_letters"),
             path(
                 "dead-letters/act/",
@@ -44,6 +47,25 @@ class JobAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    @admin.action(description="Cancel the selected jobs (jobs/cancel.py)")
+    def cancel_selected(self, request, queryset):
+        touched = cancel.cancel_many(queryset, by=request.user.get_username())
+        messages.success(
+            request,
+            f"{touched} unfinished job(s) cancelled; a running one stops at its next stop point. "
+            f"{queryset.count() - touched} had already finished and were left alone.",
+        )
+
+    def cancel_one(self, request, pk):
+        state = cancel.cancel(pk, by=request.user.get_username())
+        if state == Job.State.CANCELLED:
+            messages.success(request, "Cancelled: no worker will run it.")
+        elif state == Job.State.STARTED:
+            messages.success(request, "Cancel asked: it stops at its next stop point.")
+        else:
+            messages.info(request, f"It had already finished ({state}): nothing to cancel.")
+        return redirect(reverse("admin:jobs_job_change", args=[pk]))
 
     def dead_letters(self, request):
         """Every dead-letter queue with its messages: why each died, and when."""

@@ -4,8 +4,9 @@ RabbitMQ (its rabbitmq_prometheus plugin) and Flower export their own metrics, a
 scrapes them too (docs/alerting.md); this adds what only the shop knows:
 
 - shopjobs_jobs{kind,state}: jobs not finished yet, by kind and state;
-- shopjobs_jobs_finished_total{kind,queue,outcome}: succeeded, failed, and of the failed
-  those parked in dead letters (outcome="dead_lettered", counted again: not a third end);
+- shopjobs_jobs_finished_total{kind,queue,outcome}: succeeded, failed, cancelled, and of the
+  failed those parked in dead letters (outcome="dead_lettered", counted again: not a fourth
+  end);
 - shopjobs_job_retries_total{kind,queue};
 - shopjobs_job_wait_seconds{queue}: queued until the first attempt started (a histogram);
 - shopjobs_job_run_seconds{queue}: each attempt, started until it ended (a histogram);
@@ -42,7 +43,12 @@ from jobs.runner import JobTask
 
 # Seconds; from a confirmation email's tens of milliseconds to a report's many minutes.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
-FINISHED_OUTCOMES = (JobEvent.Kind.SUCCEEDED, JobEvent.Kind.FAILED, JobEvent.Kind.DEAD_LETTERED)
+FINISHED_OUTCOMES = (
+    JobEvent.Kind.SUCCEEDED,
+    JobEvent.Kind.FAILED,
+    JobEvent.Kind.CANCELLED,
+    JobEvent.Kind.DEAD_LETTERED,
+)
 UNFINISHED = (Job.State.PENDING, Job.State.QUEUED, Job.State.STARTED, Job.State.RETRYING)
 # Events folded per scrape at most: a backlog after a quiet week is caught up over a few.
 FOLD_LIMIT = 20_000
@@ -143,7 +149,7 @@ def changes_from(events):
             observe("shopjobs_job_wait_seconds", queue, _seconds(event["job__queued_at"], at))
         if what in (JobEvent.Kind.SUCCEEDED, JobEvent.Kind.FAILED, JobEvent.Kind.RETRYING):
             observe("shopjobs_job_run_seconds", queue, _seconds(started, at))
-        if what in (JobEvent.Kind.SUCCEEDED, JobEvent.Kind.FAILED, JobEvent.Kind.DEAD_LETTERED):
+        if what in FINISHED_OUTCOMES:
             count("shopjobs_jobs_finished_total", kind=kind, queue=queue, outcome=what)
         if what == JobEvent.Kind.RETRYING:
             count("shopjobs_job_retries_total", kind=kind, queue=queue)

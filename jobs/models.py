@@ -22,8 +22,9 @@ class Job(models.Model):
         RETRYING = "retrying", "retrying"
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
 
-    FINAL_STATES = (State.SUCCEEDED, State.FAILED)
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
 
     key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=50)
@@ -45,6 +46,12 @@ class Job(models.Model):
     # waits instead of doing the work a second time.
     claimed_by = models.CharField(max_length=200, blank=True)
     claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # Staff asked to cancel it (jobs/cancel.py). Kept here, not in a worker's memory as
+    # Celery's revokes are: a worker that takes the message later, after a restart, still
+    # finds it, and a running attempt sees it at its next stop point.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=150, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -77,6 +84,7 @@ class Job(models.Model):
             self.State.STARTED: kind.doing,
             self.State.RETRYING: "retrying",
             self.State.SUCCEEDED: kind.done,
+            self.State.CANCELLED: "cancelled",
         }.get(self.state, "failed")
 
     def describe(self):
@@ -96,6 +104,8 @@ class Job(models.Model):
             return f"will retry{when} after attempt {self.attempts}: {self.last_error}"
         if self.state == self.State.SUCCEEDED:
             return f"{kind.done} at {local(self.finished_at):%H:%M:%S} on attempt {self.attempts}"
+        if self.state == self.State.CANCELLED:
+            return f"cancelled at {local(self.finished_at):%H:%M:%S} by {self.cancelled_by}"
         return f"failed: {self.last_error}"
 
 
@@ -111,6 +121,8 @@ class JobEvent(models.Model):
         FAILED = "failed", "failed"
         DEAD_LETTERED = "dead_lettered", "dead-lettered"
         REPLAYED = "replayed", "replayed"
+        CANCEL_ASKED = "cancel_asked", "cancel asked"
+        CANCELLED = "cancelled", "cancelled"
 
     job = models.ForeignKey(Job, related_name="events", on_delete=models.CASCADE)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -130,6 +142,38 @@ def record_event(job_id, kind, *, attempt=None, worker="", detail=""):
     return JobEvent.objects.create(
         job_id=job_id, kind=kind, attempt=attempt, worker=worker or "", detail=detail[:1000]
     )
+
+
+class QueuePause(models.Model):
+    """A queue staff paused (jobs/pause.py): its workers take nothing from it until resumed.
+
+    A row, not only a message to the workers: a worker that starts while the queue is paused
+    reads it and does not consume, so the pause survives restarts.
+    """
+
+    queue = models.CharField(max_length=200, unique=True)
+    paused_by = models.CharField(max_length=150, blank=True)
+    paused_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.queue} paused by {self.paused_by}"
+
+
+class Throttle(models.Model):
+    """A rate limit every worker process on every machine shares (jobs/throttle.py).
+
+    One row per limited thing (the mail provider, a supplier's host): when its last slot went
+    and how long the other side asked us to stay away.
+    """
+
+    name = models.CharField(max_length=300, unique=True)
+    last_slot_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="From the other side's Retry-After: nothing before then."
+    )
+
+    def __str__(self):
+        return self.name
 
 
 class Tally(models.Model):

@@ -8,6 +8,9 @@ Jobs are declared with `@job` (jobs/declare.py), which makes a JobTask that call
   outbox, replayed from a dead-letter queue) finds the job done and does nothing, or finds it
   claimed and comes back later;
 - the outcome is written in the same transaction that marks the job done;
+- a job staff cancelled (jobs/cancel.py) is not claimed, whenever its message arrives, and a
+  running one that reaches a stop point ends CANCELLED: the message is acknowledged, not
+  retried and not dead-lettered;
 - TransientError (and the soft time limit) retries with exponential backoff and jitter, up to
   `max_retries` retries counted on the job row; PermanentError, and a transient fault that
   used up its retries, reject the message without requeue so RabbitMQ dead-letters it; any
@@ -28,7 +31,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from django.db.models import F, Q
 from django.utils import timezone
 
-from jobs import conf, topology
+from jobs import cancel, conf, topology
 from jobs.errors import PermanentError, TransientError
 from jobs.logs import current_job
 from jobs.models import Job, JobEvent, record_event
@@ -61,6 +64,10 @@ class Claim:
     def already_done(self):
         return self.job.state == Job.State.SUCCEEDED
 
+    @property
+    def cancelled(self):
+        return self.job.state == Job.State.CANCELLED
+
     def seconds_left(self):
         if self.job.claim_expires_at is None:
             return 0
@@ -87,23 +94,28 @@ def claim_job(key, *, task_name, task_id, args, lease_seconds, worker=""):
         # The attempt holding the lease was killed (its process is gone): no need to wait
         # for the lease to run out. Only the current holder can be taken over this way.
         free |= Q(claimed_by=holder)
-    got_it = (
+    claimable = (
         Job.objects.filter(key=key)
-        .exclude(state=Job.State.SUCCEEDED)
+        .exclude(state__in=(Job.State.SUCCEEDED, Job.State.CANCELLED))
         .filter(free)
-        .update(
-            state=Job.State.STARTED,
-            claimed_by=owner,
-            claim_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=F("attempts") + 1,
-            started_at=now,
-            next_retry_at=None,
-        )
     )
-    job = Job.objects.get(key=key)
+    got_it = claimable.filter(cancel_requested_at__isnull=True).update(
+        state=Job.State.STARTED,
+        claimed_by=owner,
+        claim_expires_at=now + timedelta(seconds=lease_seconds),
+        attempts=F("attempts") + 1,
+        started_at=now,
+        next_retry_at=None,
+    )
     if got_it:
+        job = Job.objects.get(key=key)
         record_event(job.pk, JobEvent.Kind.STARTED, attempt=job.attempts, worker=worker)
-    return Claim(got_it=bool(got_it), job=job, owner=owner)
+        return Claim(got_it=True, job=job, owner=owner)
+    if claimable.filter(cancel_requested_at__isnull=False).exists():
+        # Staff asked a running attempt to stop, and it is gone without reaching a stop point
+        # (its worker died): this copy ends the job instead of running it again.
+        cancel.record_cancelled(Job.objects.get(key=key), "its attempt ended before stopping")
+    return Claim(got_it=False, job=Job.objects.get(key=key), owner=owner)
 
 
 def holder_is_dead(owner):
@@ -210,6 +222,10 @@ class JobTask(Task):
         if claim.already_done:
             logger.info("job %s was already done; this copy does nothing", key)
             return claim.job.outcome
+        if claim.cancelled:
+            logger.info("job %s was cancelled by %s; this copy does nothing", key,
+                        claim.job.cancelled_by)  # fmt: skip
+            return None
         if not claim.got_it:
             delay = min(claim.seconds_left(), BUSY_RECHECK_SECONDS) + random.uniform(0, 1)
             logger.info("job %s is running elsewhere; looking again in %.1fs", key, delay)
@@ -227,6 +243,10 @@ class JobTask(Task):
         key = job.key
         try:
             outcome = work()
+        except cancel.JobCancelled:
+            cancel.record_cancelled(job)
+            logger.info("job %s stopped: cancelled by staff", key)
+            return None
         except PermanentError as exc:
             reason = describe_error(exc)
             record_failure(job, reason, dead_letter_queue)

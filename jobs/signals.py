@@ -4,9 +4,9 @@ failures that happen outside a task's own code."""
 import logging
 
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
-from celery.signals import task_failure, worker_init
+from celery.signals import task_failure, task_revoked, worker_init
 
-from jobs import topology
+from jobs import cancel, topology
 from jobs.models import Job
 from jobs.runner import dead_letter_queue_of, record_failure
 
@@ -31,6 +31,16 @@ def record_killed_job(sender=None, task_id=None, exception=None, **kwargs):
         reason = why.format(attempts=job.attempts, exception=exception)
         record_failure(job, reason[:500], dead_letter_queue_of(sender.request))
         logger.error("job %s dead-lettered: %s", job.key, reason)
+
+
+@task_revoked.connect
+def record_revoked_job(sender=None, request=None, terminated=False, expired=False, **kwargs):
+    """A task revoked from Flower or `celery control revoke` ends its job CANCELLED, not
+    "queued" forever. Celery's revokes live in the workers' memory (jobs/cancel.py says
+    why the shop's own cancel does not); this records the ones a worker acted on."""
+    state = cancel.record_revoke(request.id, terminated=terminated, expired=expired)
+    if state is not None:
+        logger.info("task %s revoked: its job is %s", request.id, state)
 
 
 @worker_init.connect

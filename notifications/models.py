@@ -45,6 +45,7 @@ class Newsletter(models.Model):
         QUEUED = "queued", "waiting for a worker"  # "send" was pressed; not planned yet
         SENDING = "sending", "sending"
         SENT = "sent", "sent"  # nothing left to send (some may have failed or be in doubt)
+        CANCELLED = "cancelled", "cancelled"  # staff stopped it: what was left is not sent
 
     subject = models.CharField(max_length=200)
     body = models.TextField(max_length=50_000, help_text="Plain text; links become clickable.")
@@ -82,9 +83,8 @@ class Newsletter(models.Model):
     @property
     def badge(self):
         """The colour of its state badge, in the shop's stylesheet's words."""
-        return {"draft": "pending", "sending": "running", "sent": "done"}.get(
-            self.state, self.state
-        )
+        colours = {"draft": "pending", "sending": "running", "sent": "done", "cancelled": "failed"}
+        return colours.get(self.state, self.state)
 
 
 class Delivery(models.Model):
@@ -99,6 +99,7 @@ class Delivery(models.Model):
         # and hearing back: it may have arrived or not. Not sent again unless staff ask.
         UNKNOWN = "unknown", "in doubt"
         SKIPPED = "skipped", "skipped: unsubscribed before it went out"
+        CANCELLED = "cancelled", "not sent: the newsletter was cancelled"
 
     OUTSTANDING = (State.QUEUED, State.SENDING)
 

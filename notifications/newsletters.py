@@ -47,6 +47,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
+from jobs.cancel import stop_if_cancelled
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
 from jobs.outbox import record_group
@@ -295,6 +296,7 @@ def send_chunk(newsletter_id, chunk):
     if to_send:
         with smtp_connection() as connection:
             for delivery in to_send:
+                stop_if_cancelled()  # staff cancelled the newsletter: the rest are not sent
                 done[send_one(connection, newsletter, delivery)] += 1
     finish_if_done(newsletter_id)
     return {"newsletter": newsletter_id, "chunk": chunk, **done}
@@ -367,11 +369,14 @@ class Progress:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    cancelled: int = 0  # not sent: staff cancelled the newsletter
     remaining: int = 0  # waiting or being sent right now
 
     @property
     def total(self):
-        return self.sent + self.failed + self.unknown + self.skipped + self.remaining
+        return (
+            self.sent + self.failed + self.unknown + self.skipped + self.cancelled + self.remaining
+        )
 
     @property
     def finished(self):
@@ -388,6 +393,7 @@ class Progress:
             "failed": self.failed,
             "unknown": self.unknown,
             "skipped": self.skipped,
+            "cancelled": self.cancelled,
             "remaining": self.remaining,
             "percent": self.percent,
         }
@@ -407,6 +413,7 @@ def progress_of(newsletter_id):
         failed=counts.get(state.FAILED, 0),
         unknown=counts.get(state.UNKNOWN, 0),
         skipped=counts.get(state.SKIPPED, 0),
+        cancelled=counts.get(state.CANCELLED, 0),
         remaining=counts.get(state.QUEUED, 0) + counts.get(state.SENDING, 0),
     )
 

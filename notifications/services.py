@@ -12,7 +12,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs.outbox import enqueue_on_commit
+from jobs import cancel
+from jobs.models import Job
+from jobs.outbox import enqueue_on_commit, subject_label
 from notifications import newsletters, tokens
 from notifications.models import Delivery, Newsletter, Subscriber
 from notifications.tasks import plan_newsletter, publish_chunks, send_newsletter_confirmation
@@ -114,6 +116,29 @@ def send_newsletter(newsletter, requested_by):
     if asked:
         enqueue_on_commit(plan_newsletter, newsletter.pk, subject=newsletter)
     return bool(asked)
+
+
+@transaction.atomic
+def cancel_newsletter(newsletter, cancelled_by):
+    """Stop a newsletter on its way: nobody still waiting for it gets it.
+
+    The recipients still waiting are marked CANCELLED, and every unfinished job of the
+    newsletter (the planner, the chunks) is cancelled (jobs/cancel.py): a chunk being sent
+    stops before its next recipient; the one being handed to the mail server at that moment
+    is sent. Only a newsletter on its way can be cancelled. Returns how many recipients
+    will not get it.
+    """
+    stopped = Newsletter.objects.filter(
+        pk=newsletter.pk, state__in=Newsletter.ACTIVE_STATES
+    ).update(state=Newsletter.State.CANCELLED, finished_at=timezone.now())
+    if not stopped:
+        return 0
+    by = cancelled_by.get_username() if hasattr(cancelled_by, "get_username") else cancelled_by
+    left = newsletter.deliveries.filter(state=Delivery.State.QUEUED).update(
+        state=Delivery.State.CANCELLED, error=f"cancelled by {by}", finished_at=timezone.now()
+    )
+    cancel.cancel_many(Job.objects.filter(subject=subject_label(newsletter)), by=by)
+    return left
 
 
 @transaction.atomic

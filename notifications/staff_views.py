@@ -79,6 +79,19 @@ def newsletter_send(request, pk):
 
 @staff_member_required
 @require_POST
+def newsletter_cancel(request, pk):
+    newsletter = get_object_or_404(Newsletter, pk=pk)
+    was_active = newsletter.is_active
+    left = services.cancel_newsletter(newsletter, cancelled_by=request.user)
+    if was_active:
+        messages.success(request, f"Cancelled: {left} recipient(s) still waiting will not get it.")
+    else:
+        messages.info(request, "This newsletter is not on its way: there was nothing to cancel.")
+    return redirect(newsletter)
+
+
+@staff_member_required
+@require_POST
 def newsletter_resend_in_doubt(request, pk):
     newsletter = get_object_or_404(Newsletter, pk=pk)
     count = services.resend_in_doubt(newsletter)

@@ -113,6 +113,7 @@ class SalesReport(models.Model):
         RETRYING = "retrying", "retrying"
         DONE = "done", "done"
         FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
 
     # A report in one of these states is still to come: asking for its range again reuses it.
     ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.RETRYING)

@@ -28,6 +28,7 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jobs.cancel import stop_if_cancelled
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
 from shop.models import Order, OrderLine, SalesReport
@@ -120,19 +121,22 @@ def run_sales_report(report_id):
 
 
 def record_setback(report_id, job):
-    """Show on the report what the job runner decided after an attempt failed.
+    """Show on the report what the job runner decided when an attempt did not build it.
 
     The runner decides whether a failure is worth another attempt (jobs/runner.py); the report
-    just says so: "retrying" with the reason, or "failed" with it for good.
+    just says so: "retrying" with the reason, "failed" with it for good, or "cancelled".
     """
     if job.state == Job.State.RETRYING:
-        state, finished_at = SalesReport.State.RETRYING, None
+        state, finished_at, error = SalesReport.State.RETRYING, None, job.last_error
     elif job.state == Job.State.FAILED:
-        state, finished_at = SalesReport.State.FAILED, timezone.now()
+        state, finished_at, error = SalesReport.State.FAILED, timezone.now(), job.last_error
+    elif job.state == Job.State.CANCELLED:
+        state, finished_at = SalesReport.State.CANCELLED, job.finished_at
+        error = f"cancelled by {job.cancelled_by}"
     else:
-        return  # this copy did not run the report: another attempt holds the job
+        return  # built, or this copy did not run it: another attempt holds the job
     SalesReport.objects.filter(pk=report_id).update(
-        state=state, error=job.last_error, finished_at=finished_at
+        state=state, error=error, finished_at=finished_at
     )
 
 
@@ -162,6 +166,8 @@ def write_sales_report(report, progress=None, chunk_size=None):
             writer = csv.writer(text)
             writer.writerow(CSV_HEADER)
             for orders, lines in order_lines_in_chunks(start, end, chunk_size):
+                # Cancelled: stop here, before the file is saved, so no half report is kept.
+                stop_if_cancelled()
                 for order_id, product, unit_price, quantity in lines:
                     placed_at, customer = orders[order_id]
                     line_total = unit_price * quantity

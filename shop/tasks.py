@@ -5,7 +5,7 @@ A report a person asked for (`shop.build_sales_report`) goes before the schedule
 the `integrations` queue, tells the warehouse service about a new order.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -40,15 +40,19 @@ def build_sales_report(task, report_id):
 
 
 @job("shop.build_scheduled_sales_report", priority=PRIORITY_NORMAL, **SALES_REPORT)
-def build_scheduled_sales_report(task):
-    """Celery beat, every night: build yesterday's report, requested by nobody.
+def build_scheduled_sales_report(task, slot=None):
+    """Celery beat, every night: build the report of the day before, requested by nobody.
+
+    `slot` is the run's scheduled time (jobs/schedules.py): the day before *it* is reported,
+    also when the message waited past midnight or is the catch-up of a night beat was down.
+    Without it (sent by hand, "run now" in the admin), the day before today.
 
     The report is built right here rather than handed to `build_sales_report`, so that it keeps
     the lower priority of scheduled work. Beat sending it twice builds it once: the day's
     report is found again (reports.daily_report), and its job is already done.
     """
-    yesterday = timezone.localdate() - timedelta(days=1)
-    report = reports.daily_report(yesterday)
+    today = datetime.fromisoformat(slot).date() if slot else timezone.localdate()
+    report = reports.daily_report(today - timedelta(days=1))
     return run_report_job(task, report.pk)
 
 
@@ -56,11 +60,10 @@ def run_report_job(task, report_id):
     key = task.job_key(report_id)
     try:
         return task.run_once(key, lambda: reports.run_sales_report(report_id))
-    except Exception:
-        # The runner has recorded its decision on the job (retry later, or give up): the
-        # report's page shows the same, with the reason.
+    finally:
+        # The runner has recorded its decision on the job (retry later, give up, cancelled):
+        # the report's page shows the same, with the reason.
         reports.record_setback(report_id, Job.objects.get(key=key))
-        raise
 
 
 @job(

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from jobs.cancel import stop_if_cancelled
 from jobs.errors import PermanentError, TransientError
 from shop.models import Product
 from suppliers.fetching import PageFailed, SupplierClient
@@ -56,6 +57,8 @@ def run_fetch(run_id, client_class=SupplierClient):
         with client_class(run.supplier.base_url) as client:
             client.read_robots()
             for listing in to_fetch:
+                # Cancelled by staff: stop between pages; the pages done so far are kept.
+                stop_if_cancelled()
                 try:
                     fetch_listing(run, listing, client)
                 finally:

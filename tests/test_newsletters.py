@@ -496,6 +496,7 @@ def test_staff_write_a_newsletter_send_it_and_watch_the_numbers(staff_client):
         "failed": 0,
         "unknown": 0,
         "skipped": 0,
+        "cancelled": 0,
         "remaining": 2,
         "percent": 33,
     }
