@@ -10,7 +10,8 @@ class JobsConfig(AppConfig):
         from django.db import close_old_connections
         from django.utils.module_loading import autodiscover_modules
 
-        from jobs import declare, outbox, signals  # noqa: F401 - importing connects their handlers
+        # Importing connects their handlers (and registers pause's remote control command).
+        from jobs import declare, outbox, pause, signals  # noqa: F401
 
         # Jobs are declared in the apps' tasks modules (jobs/declare.py): import them all, so
         # every process knows every job's kind and route, not only the worker.

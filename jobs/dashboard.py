@@ -12,6 +12,7 @@ from django_celery_results.models import TaskResult
 
 from jobs import conf, topology
 from jobs.models import Job
+from jobs.pause import paused
 
 BUCKET_MINUTES = 5
 
@@ -24,6 +25,7 @@ class QueueRow:
     dead: int | None
     oldest_wait_seconds: float | None
     kind: str = "jobs"  # or "events": read by an event consumer, not by a Celery worker
+    paused: object = None  # the jobs.QueuePause row while staff keep the queue paused
 
     @property
     def waits_untracked(self):
@@ -60,20 +62,21 @@ def queue_counts(names):
 
 
 def queue_rows():
-    """Depth and consumers of every watched queue and its dead letters."""
+    """Depth and consumers of every watched queue and its dead letters, and its pause."""
     oldest = oldest_waiting_by_queue()
+    held = paused()
     watched = watched_queues()
     try:
         counts = queue_counts(
             [n for name, _ in watched for n in (name, topology.dead_letter_queue_name(name))]
         )
     except Exception:
-        return [QueueRow(name, None, None, None, oldest.get(name), kind) for name, kind in watched]
+        counts = {}
     rows = []
     for name, kind in watched:
-        ready, consumers = counts[name]
-        dead, _ = counts[topology.dead_letter_queue_name(name)]
-        rows.append(QueueRow(name, ready, consumers, dead, oldest.get(name), kind))
+        ready, consumers = counts.get(name, (None, None))
+        dead, _ = counts.get(topology.dead_letter_queue_name(name), (None, None))
+        rows.append(QueueRow(name, ready, consumers, dead, oldest.get(name), kind, held.get(name)))
     return rows
 
 

@@ -7,7 +7,7 @@ for load balancers and monitoring, with 503 naming what is down.
 from celery import current_app
 from django.db import connection
 
-from jobs import conf, topology
+from jobs import conf, pause, topology
 from jobs.dashboard import queue_counts
 
 
@@ -45,7 +45,9 @@ def workers():
     (jobs/dashboard.py: oldest_waiting_by_queue, also on /metrics).
     """
     return _every_queue_consumed(
-        topology.work_queue_names(current_app), missing="no worker consumes queue(s)"
+        topology.work_queue_names(current_app),
+        missing="no worker consumes queue(s)",
+        paused=set(pause.paused()),
     )
 
 
@@ -58,14 +60,20 @@ def event_consumers():
     return _every_queue_consumed(conf.JOBS_EVENT_QUEUES, missing="no consumer on event queue(s)")
 
 
-def _every_queue_consumed(names, missing):
-    """(ok, detail): whether each of the queues `names` has a consumer, naming those without."""
+def _every_queue_consumed(names, missing, paused=()):
+    """(ok, detail): whether each of the queues `names` has a consumer, naming those without.
+
+    A queue staff paused (jobs/pause.py) has none on purpose: it is "paused", not down.
+    """
     try:
         counts = queue_counts(names)
     except Exception as exc:  # a queue nobody declared yet (404) closes the channel too
         return False, f"broker unreachable, or a queue is missing: {exc}"
-    idle = [name for name, (_ready, consumers) in counts.items() if consumers == 0]
+    idle = [name for name, (_, consumers) in counts.items() if not consumers and name not in paused]
     if idle:
         return False, f"{missing}: {', '.join(idle)}"
-    consumed = ", ".join(f"{name} ({consumers})" for name, (_ready, consumers) in counts.items())
+    consumed = ", ".join(
+        f"{name} (paused)" if name in paused else f"{name} ({consumers})"
+        for name, (_ready, consumers) in counts.items()
+    )
     return True, f"consumers on every queue: {consumed}"

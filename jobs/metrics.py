@@ -15,6 +15,8 @@ scrapes them too (docs/alerting.md); this adds what only the shop knows:
 - shopjobs_queue_ready{queue}, shopjobs_queue_consumers{queue} and shopjobs_dead_letters{queue}
   for the work queues, in the vhost the shop uses: RabbitMQ's own figures are per node, or
   per queue of every vhost on its detailed endpoint, so the shop reports its own;
+- shopjobs_queue_paused{queue}: 1 while staff keep the queue paused (jobs/pause.py): its
+  consumers are gone on purpose, and the alerts on consumers and waits leave it alone;
 - shopjobs_metrics_scrape_ok: 0 when the broker did not answer this scrape.
 
 A scrape stays cheap however many jobs the database holds: unfinished jobs are counted through
@@ -39,6 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from jobs import conf, topology
 from jobs.dashboard import oldest_waiting_by_queue, queue_counts, queue_of
 from jobs.models import Job, JobEvent, Tally
+from jobs.pause import paused
 from jobs.runner import JobTask
 
 # Seconds; from a confirmation email's tens of milliseconds to a report's many minutes.
@@ -90,6 +93,7 @@ class JobsCollector:
         yield from totals(fold_new_events())
         yield unfinished_jobs()
         yield from waiting()
+        yield paused_queues()
         yield from broker_queues()
 
 
@@ -247,6 +251,16 @@ def waiting():
         limit.add_metric([queue], thresholds.get(queue, thresholds.get("default", 300)))
     yield age
     yield limit
+
+
+def paused_queues():
+    family = GaugeMetricFamily(
+        "shopjobs_queue_paused", "1 while staff keep the queue paused.", labels=["queue"]
+    )
+    held = paused()
+    for queue in topology.work_queue_names(current_app):
+        family.add_metric([queue], int(queue in held))
+    return family
 
 
 def broker_queues():

@@ -9,5 +9,7 @@ urlpatterns = [
     path("healthz/workers", views.healthz_workers, name="healthz_workers"),
     path("healthz/consumers", views.healthz_consumers, name="healthz_consumers"),
     path("staff/dashboard/", views.dashboard, name="dashboard"),
+    path("staff/queues/<str:queue>/pause", views.queue_pause, name="queue_pause"),
+    path("staff/queues/<str:queue>/resume", views.queue_resume, name="queue_resume"),
     path("metrics", views.metrics, name="metrics"),
 ]

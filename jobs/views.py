@@ -1,14 +1,15 @@
 from celery import current_app
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobs import conf, health, history, topology
+from jobs import conf, health, history, pause, topology
 from jobs import dashboard as dashboard_data
 from jobs import metrics as job_metrics
 
@@ -79,6 +80,29 @@ def dashboard(request):
     ]  # fmt: skip
     context["prometheus_url"] = conf.PROMETHEUS_URL
     return render(request, "jobs/dashboard.html", context)
+
+
+@staff_member_required
+@require_POST
+def queue_pause(request, queue):
+    """Pause a work queue (jobs/pause.py): its workers stop taking its messages."""
+    try:
+        pause.pause(current_app, queue, by=request.user.get_username())
+    except pause.UnknownQueue as exc:
+        raise Http404(str(exc)) from exc
+    messages.success(request, f"Queue {queue} paused: its messages wait in RabbitMQ.")
+    return redirect("jobs:dashboard")
+
+
+@staff_member_required
+@require_POST
+def queue_resume(request, queue):
+    try:
+        pause.resume(current_app, queue, by=request.user.get_username())
+    except pause.UnknownQueue as exc:
+        raise Http404(str(exc)) from exc
+    messages.success(request, f"Queue {queue} resumed: its workers take its messages again.")
+    return redirect("jobs:dashboard")
 
 
 # --- Prometheus ------------------------------------------------------------------------------
