@@ -262,11 +262,13 @@ def _mark_queued(jobs, published_at):
     """RabbitMQ confirmed `jobs`, published from `published_at` on. Only a PENDING job becomes
     QUEUED: a fast worker may already have started it. The step is dated when the publish
     began, not when its confirm came back: a worker can start the job in between, and the
-    timeline must still read queued, then started."""
+    timeline must still read queued, then started. Such a job keeps its state but gets its
+    queued_at all the same: its wait (/metrics, the dashboard) counts from it."""
     pks = [job.pk for job in jobs]
     Job.objects.filter(pk__in=pks, state=Job.State.PENDING).update(
         state=Job.State.QUEUED, queued_at=published_at, publish_error=""
     )
+    Job.objects.filter(pk__in=pks, queued_at__isnull=True).update(queued_at=published_at)
     JobEvent.objects.bulk_create(
         JobEvent(job_id=pk, kind=JobEvent.Kind.QUEUED, at=published_at) for pk in pks
     )

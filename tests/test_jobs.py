@@ -54,6 +54,17 @@ def test_a_done_job_is_never_claimed_again():
 
 
 @pytest.mark.django_db
+def test_a_job_a_worker_started_before_its_publish_was_confirmed_still_gets_queued_at():
+    make_job()
+    claim()  # the worker was faster than RabbitMQ's confirm to the publisher
+    published_at = timezone.now() - timedelta(milliseconds=5)
+    outbox._mark_queued(list(Job.objects.all()), published_at)
+    job = Job.objects.get()
+    assert job.state == Job.State.STARTED, "a started job is not set back to queued"
+    assert job.queued_at == published_at, "its wait is measured from the publish"
+
+
+@pytest.mark.django_db
 def test_claiming_an_unknown_job_creates_its_record():
     got = claim("order_confirmation:77")
     assert got.got_it
