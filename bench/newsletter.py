@@ -8,8 +8,8 @@ the same SUBSCRIBERS confirmed subscribers, on the same 2 cores, alternating:
   sent with Django's `send()` (a connection each), no job rows, no rate limit;
 - ours: "send" as staff press it (notifications/services.py: send_newsletter), the planner and
   its chunk jobs on the email worker as shipped (8 processes), each recipient's delivery recorded,
-  at most NEWSLETTER_EMAILS_PER_SECOND per worker (the mail provider's limit, which ours obeys
-  and the baseline does not).
+  at most NEWSLETTER_EMAILS_PER_SECOND for all workers together (the mail provider's limit,
+  which ours obeys and the baseline does not).
 
 Timed from the ask to the last message in the sink. The goal is ours at least twice as fast,
 with the limit kept: the measured rate is reported against it.

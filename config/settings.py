@@ -419,11 +419,12 @@ SALES_REPORT_MAX_RETRIES = env_int("SALES_REPORT_MAX_RETRIES", 2)
 # --- Newsletters --------------------------------------------------------------------------------
 # A newsletter is sent in chunks of this many recipients, each chunk one short job on the
 # emails queue at bulk priority. At a provider's 100-250 ms an email a chunk holds a process of
-# the email worker for 2.5-6 s, and the rate limit starts one every 0.5 s (at 50 emails/s): a
-# few send side by side, and the limit, not one chunk's pace, sets the rate (make bench).
+# the email worker for 2.5-6 s: several chunks send side by side, and the provider's limit, not
+# one chunk's pace, sets the rate (make bench).
 NEWSLETTER_CHUNK_SIZE = env_int("NEWSLETTER_CHUNK_SIZE", 25)
-# Per emails worker, not in total: Celery's rate_limit spaces out chunk starts per worker
-# instance (notifications/newsletters.py: chunk_rate_limit). 0 means no limit.
+# The mail provider's limit for newsletters, in total: every email worker and process takes
+# its slots from one row in the database (jobs/throttle.py). 0 means no limit. Keep it under
+# the provider's own, with room for the order emails, which are not held to it.
 NEWSLETTER_EMAILS_PER_SECOND = env_float("NEWSLETTER_EMAILS_PER_SECOND", 50)
 # How long the link in a subscription confirmation email works.
 NEWSLETTER_CONFIRM_MAX_AGE_SECONDS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_SECONDS", 3 * 24 * 3600)

@@ -35,6 +35,7 @@ How many rows can end up in doubt: at most one per process killed mid-send.
 
 import enum
 import logging
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timeuntil
 
+from jobs import throttle
 from jobs.cancel import stop_if_cancelled
 from jobs.errors import PermanentError, TransientError
 from jobs.models import Job
@@ -61,6 +63,11 @@ CHUNK_TASK = "notifications.send_newsletter_chunk"
 
 IN_DOUBT = "in doubt: the process sending it stopped before the mail server answered"
 
+# The mail provider's limit, as a jobs.Throttle row: one slot per newsletter email.
+MAIL_PROVIDER = "mail provider: newsletters"
+# A slot further away than this (the provider asked us to back off) retries the chunk later.
+MAIL_SLOT_MAX_WAIT_SECONDS = 10
+
 
 # --- Pure rules -----------------------------------------------------------------------------
 
@@ -73,26 +80,9 @@ def chunks_of(items, size):
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def chunk_rate_limit(emails_per_second, chunk_size):
-    """The chunk task's Celery `rate_limit` for about `emails_per_second` per worker.
-
-    What Celery's rate_limit limits is easy to misread. It is a token bucket (capacity 1) kept
-    by the main process of *one worker instance*, per *task name*, and it spaces out when that
-    worker *starts* tasks of that name. So:
-
-    - it limits chunks, not emails: emails per second = chunks per second x chunk size, and
-      within a chunk the emails go as fast as the mail server takes them (a burst of one chunk);
-    - it is per worker: three `celery worker` processes on the emails queue start three times
-      as many chunks (the pool's processes inside one worker share its bucket);
-    - a chunk held back by the limit is a message the worker has taken and holds,
-      unacknowledged: with prefetch 1 it uses one of the worker's slots until it starts.
-
-    None means no limit (emails_per_second <= 0).
-    """
-    if emails_per_second <= 0:
-        return None
-    chunks_per_minute = emails_per_second * 60 / chunk_size
-    return f"{chunks_per_minute:g}/m"
+def mail_slot_interval(emails_per_second):
+    """Seconds between two newsletter emails, whichever worker sends them; None: no limit."""
+    return None if emails_per_second <= 0 else 1 / emails_per_second
 
 
 class Step(enum.Enum):
@@ -297,9 +287,19 @@ def send_chunk(newsletter_id, chunk):
         with smtp_connection() as connection:
             for delivery in to_send:
                 stop_if_cancelled()  # staff cancelled the newsletter: the rest are not sent
+                wait_for_a_mail_slot()
                 done[send_one(connection, newsletter, delivery)] += 1
     finish_if_done(newsletter_id)
     return {"newsletter": newsletter_id, "chunk": chunk, **done}
+
+
+def wait_for_a_mail_slot():
+    """Sleep until this email's slot under the mail provider's limit: NEWSLETTER_EMAILS_PER_SECOND
+    in total, across every email worker and process (jobs/throttle.py), not per worker as
+    Celery's rate_limit counts (celery#5732)."""
+    interval = mail_slot_interval(settings.NEWSLETTER_EMAILS_PER_SECOND)
+    if interval is not None:
+        time.sleep(throttle.reserve(MAIL_PROVIDER, interval, max_wait=MAIL_SLOT_MAX_WAIT_SECONDS))
 
 
 @contextmanager

@@ -6,8 +6,6 @@ confirmation overtakes a newsletter), the time limits, and the words the pages u
 
 import logging
 
-from django.conf import settings
-
 from config.queues import EMAILS
 from jobs import outbox
 from jobs.declare import job
@@ -95,11 +93,8 @@ def plan_newsletter(task, newsletter_id):
     kind="newsletter_chunk",  # keyed newsletter_chunk:<newsletter>:<chunk>
     label="Newsletter chunk",
     priority=PRIORITY_BULK,
-    # Chunks per minute per worker, from NEWSLETTER_EMAILS_PER_SECOND: see chunk_rate_limit
-    # for what Celery's rate_limit does and does not limit.
-    rate_limit=newsletters.chunk_rate_limit(
-        settings.NEWSLETTER_EMAILS_PER_SECOND, settings.NEWSLETTER_CHUNK_SIZE
-    ),
+    # No Celery rate_limit: it would count per worker. Each email waits for its slot under
+    # the provider's limit, shared by all workers (newsletters.wait_for_a_mail_slot).
     queue=EMAILS,
     doing="sending",
     done="sent",

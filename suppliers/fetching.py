@@ -1,7 +1,7 @@
 """Fetching a supplier's pages over HTTP, politely, and saying clearly what went wrong.
 
 No Celery here: the job's work (scraping.py) uses a SupplierClient, which
-- waits for its host's slot before every request (throttle.py: a minimum interval per host,
+- waits for its host's slot before every request (jobs/throttle.py: a minimum interval per host,
   or robots.txt's Crawl-delay when that is longer);
 - reads robots.txt first and fetches only what it allows;
 - gives up on a connection after `connect_timeout` and on a silent server after
@@ -27,8 +27,8 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from jobs import throttle
 from jobs.errors import PermanentError, TransientError
-from suppliers import throttle
 
 # A Retry-After longer than this is taken as this: a mistyped header must not silence a
 # supplier for days.

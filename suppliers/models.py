@@ -174,17 +174,3 @@ class PriceChange(models.Model):
     @property
     def stock_changed(self):
         return self.old_stock != self.new_stock
-
-
-class HostThrottle(models.Model):
-    """When the last request to a host went, and how long it asked us to stay away: the
-    per-host rate limit, shared by every worker process on every machine (throttle.py)."""
-
-    host = models.CharField(max_length=300, unique=True, help_text="host:port")
-    last_request_at = models.DateTimeField(null=True, blank=True)
-    not_before = models.DateTimeField(
-        null=True, blank=True, help_text="From the host's Retry-After: no request before then."
-    )
-
-    def __str__(self):
-        return self.host

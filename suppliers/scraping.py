@@ -1,7 +1,7 @@
 """A supplier run, the job's work: read each listed page, update the catalog, record changes.
 
 The unit of work is one job per run that walks the supplier's pages one after another:
-- requests to one host go one at a time anyway (the per-host limit, throttle.py): jobs per
+- requests to one host go one at a time anyway (the per-host limit, jobs/throttle.py): jobs per
   page would only queue up on the limiter, each holding a worker process while it sleeps;
 - robots.txt is read once per attempt, not once per page;
 - the run has one state and one outcome that staff can read ("1 of 24 pages failed: ...").

@@ -11,8 +11,6 @@ from datetime import timedelta
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.utils.time import rate
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import mail, signing
 from django.core.management import call_command
@@ -45,16 +43,11 @@ def test_recipients_are_cut_into_chunks_in_order():
         newsletters.chunks_of([1, 2], 0)
 
 
-def test_the_rate_limit_turns_emails_per_second_into_chunks_per_worker():
-    limit = newsletters.chunk_rate_limit(50, 100)
-    assert limit == "30/m"
-    assert rate(limit) == pytest.approx(0.5)  # chunks per second, as Celery reads it
-    assert rate(newsletters.chunk_rate_limit(1000, 50)) * 50 == pytest.approx(1000)
-    assert newsletters.chunk_rate_limit(0, 100) is None
-    # The task carries what the settings ask for.
-    assert send_newsletter_chunk.rate_limit == newsletters.chunk_rate_limit(
-        settings.NEWSLETTER_EMAILS_PER_SECOND, settings.NEWSLETTER_CHUNK_SIZE
-    )
+def test_the_newsletter_limit_is_one_slot_per_email_for_every_worker_together():
+    assert newsletters.mail_slot_interval(50) == pytest.approx(0.02)
+    assert newsletters.mail_slot_interval(0) is None
+    # No per-worker Celery limit besides: it would let each worker go at the full rate.
+    assert send_newsletter_chunk.rate_limit is None
 
 
 # --- Signed links ---------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 
 from demo.supplier_site import read_controls, render_product, render_robots, update_controls
-from suppliers import throttle
+from jobs import throttle
+from jobs.models import Throttle
 from suppliers.fetching import FetchSettings, SupplierClient, retry_after_seconds
-from suppliers.models import HostThrottle
 from suppliers.parsing import PageListing, ParseError, parse_product_page
 
 # --- The parser ----------------------------------------------------------------------------------
@@ -91,11 +91,11 @@ def test_reservations_of_one_host_are_spaced_and_other_hosts_are_not_held_up():
 @pytest.mark.django_db
 def test_a_slot_too_far_away_is_not_taken():
     throttle.reserve("shop.example:80", interval=60, max_wait=120)
-    taken = HostThrottle.objects.get(host="shop.example:80").last_request_at
+    taken = Throttle.objects.get(name="shop.example:80").last_slot_at
 
-    with pytest.raises(throttle.HostBusy, match=r"no request to shop\.example:80 before"):
+    with pytest.raises(throttle.Busy, match=r"no request to shop\.example:80 before"):
         throttle.reserve("shop.example:80", interval=60, max_wait=10)
-    assert HostThrottle.objects.get(host="shop.example:80").last_request_at == taken
+    assert Throttle.objects.get(name="shop.example:80").last_slot_at == taken
 
 
 @pytest.mark.django_db
@@ -103,8 +103,8 @@ def test_retry_after_holds_off_every_request_to_the_host():
     until = throttle.hold_off("shop.example:80", 600)
     throttle.hold_off("shop.example:80", 5)  # a shorter wait later does not shorten it
 
-    assert HostThrottle.objects.get(host="shop.example:80").not_before == until
-    with pytest.raises(throttle.HostBusy):
+    assert Throttle.objects.get(name="shop.example:80").not_before == until
+    with pytest.raises(throttle.Busy):
         throttle.reserve("shop.example:80", interval=1, max_wait=30)
 
 
