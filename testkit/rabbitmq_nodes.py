@@ -28,8 +28,11 @@ ROOT = Path(os.environ.get("RABBITMQ4_ROOT", "/var/cache/shop-jobs/rabbitmq4-tri
 EPMD_PORT = 4370
 # Inside the tree: where the nodes keep their data, logs and shared Erlang cookie.
 NODES_DIR = "/var/lib/shop-jobs-nodes"
-# The node `make test` runs the suite against.
+# The node `make test` runs the suite against, and the one its broker restart tests stop and
+# start (scripts/run-tests.sh): a node of their own, so they run beside the rest.
 SUITE_NODE = {"name": "shopjobs4", "amqp_port": 5673, "management_port": 15673}
+RESTART_NODE = {"name": "shopjobs4r", "amqp_port": 5674, "management_port": 15674}
+NODES = {"suite": SUITE_NODE, "restart": RESTART_NODE}
 CLUSTER_PORTS = 5681  # node N of a cluster listens on 5680+N, 15680+N and 25680+N
 CLUSTER_COOKIE = "shop-jobs-test-cluster-cookie"
 
@@ -423,18 +426,19 @@ def suite_node():
 
 
 def node_at(broker_url):
-    """The suite's node if `broker_url` points at it, else None (the system's broker)."""
+    """The node of NODES `broker_url` points at, else None (the system's broker)."""
     parts = urllib.parse.urlsplit(broker_url)
-    if parts.hostname in ("127.0.0.1", "localhost") and parts.port == SUITE_NODE["amqp_port"]:
-        return suite_node()
-    return None
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    return next((Node(**n) for n in NODES.values() if n["amqp_port"] == parts.port), None)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop"])
+    parser.add_argument("--node", choices=sorted(NODES), default="suite")
     args = parser.parse_args(argv)
-    node = suite_node()
+    node = Node(**NODES[args.node])
     if not tree_ready():
         print(
             f"RabbitMQ 4 is not set up in {ROOT}: run scripts/ensure-rabbitmq4.sh", file=sys.stderr

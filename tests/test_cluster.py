@@ -32,7 +32,11 @@ from testkit.processes import Beat, Worker, wait_for
 from tests.browser.servers import WebServer
 from tests.components import missing
 
-pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.own_rabbitmq_nodes,
+    pytest.mark.django_db(transaction=True),
+]
 
 ORDERS = 200
 CHECKOUT_CLIENTS = 2
