@@ -311,7 +311,12 @@ PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090")
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are
 # overwritten by the next start. Entries added in the admin are left alone.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Its DatabaseScheduler, each run first claiming its slot on the entry's row (jobs/schedules.py):
+# a second beat, a restart after missed runs or a DST change sends each run once.
+CELERY_BEAT_SCHEDULER = "jobs.schedules:SlotScheduler"
+# Crontab entries are read in the shop's time zone. Celery would follow TIME_ZONE by itself, but
+# django-celery-beat gives an entry made in the admin CELERY_TIMEZONE, else UTC.
+CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "publish-jobs-the-broker-missed": {
         "task": "jobs.republish_pending_jobs",
