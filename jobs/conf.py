@@ -35,6 +35,10 @@ DEFAULTS = {
     "METRICS_TOKEN": "",
     # Where the dashboard reads its 24 hours of history (jobs/history.py); "" for none.
     "PROMETHEUS_URL": "",
+    # The reconciler (jobs/reconcile.py): a job QUEUED this long while its queue holds no
+    # message is published again; a STARTED one, this long after its lease ran out.
+    "JOBS_RESCUE_QUEUED_AFTER_SECONDS": 600,
+    "JOBS_RESCUE_GRACE_SECONDS": 60,
 }
 
 

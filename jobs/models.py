@@ -123,6 +123,7 @@ class JobEvent(models.Model):
         REPLAYED = "replayed", "replayed"
         CANCEL_ASKED = "cancel_asked", "cancel asked"
         CANCELLED = "cancelled", "cancelled"
+        RESCUED = "rescued", "rescued: published again"
 
     job = models.ForeignKey(Job, related_name="events", on_delete=models.CASCADE)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -195,3 +196,26 @@ class Tally(models.Model):
 
     def __str__(self):
         return f"{self.name}{self.labels} = {self.value}"
+
+
+class JobLogLine(models.Model):
+    """A line logged while a job ran, kept for its page (jobs/logs.py: JobLogHandler).
+
+    Found by the job's key, not a foreign key: the handler knows the key from the log record
+    and writes without reading the job first. Bounded per attempt by the handler
+    (JobLogHandler.MAX_LINES_PER_ATTEMPT); jobs/retention.py does not prune them yet.
+    """
+
+    job_key = models.CharField(max_length=200)
+    at = models.DateTimeField(default=timezone.now)
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    level = models.CharField(max_length=10)
+    logger = models.CharField(max_length=200)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["job_key", "at"])]
+
+    def __str__(self):
+        return f"{self.job_key} {self.level}: {self.message[:60]}"

@@ -258,6 +258,16 @@ def publish(job_pk):
     return True
 
 
+def publish_copy(job):
+    """Publish one more message for `job`, whatever its state (a rescue, a "retry now").
+
+    Raises if RabbitMQ does not confirm it. The copy carries the job's task id, and the job's
+    claim (jobs/runner.py) runs it once however many copies there are.
+    """
+    task = current_app.tasks[job.task_name]
+    task.apply_async(args=job.args, task_id=job.task_id, **publish_time_limits())
+
+
 def _mark_queued(jobs, published_at):
     """RabbitMQ confirmed `jobs`, published from `published_at` on. Only a PENDING job becomes
     QUEUED: a fast worker may already have started it. The step is dated when the publish
