@@ -307,6 +307,11 @@ JOBS_WAIT_ALERT_SECONDS = {"emails": 60, "media": 300, "integrations": 600, "rep
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # The Prometheus that scrapes it: the dashboard's 24 hours of history come from there.
 PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL", "http://127.0.0.1:9090")
+# A queue whose waiting job has not started for this long, nothing of it started or running
+# meanwhile, is stalled (/healthz/workers, /metrics, the QueueStalled alert: docs/alerting.md).
+JOBS_STALL_SECONDS = env_float("JOBS_STALL_SECONDS", 120)
+# How often a worker reads the paused queues by itself, and puts back a cancelled consumer.
+JOBS_PAUSE_SYNC_SECONDS = env_float("JOBS_PAUSE_SYNC_SECONDS", 15)
 
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are
@@ -321,6 +326,11 @@ CELERY_BEAT_SCHEDULE = {
     "publish-jobs-the-broker-missed": {
         "task": "jobs.republish_pending_jobs",
         "schedule": OUTBOX_SWEEP_INTERVAL_SECONDS,
+    },
+    # Self-healing (jobs/reconcile.py): jobs whose message is gone are published again, once.
+    "rescue-stuck-jobs": {
+        "task": "jobs.rescue_stuck_jobs",
+        "schedule": 60,
     },
     # Celery's own task: deletes task results older than CELERY_RESULT_EXPIRES. The name is the
     # one django-celery-beat gives the entry it adds by itself, so this replaces it instead of

@@ -39,6 +39,12 @@ DEFAULTS = {
     # message is published again; a STARTED one, this long after its lease ran out.
     "JOBS_RESCUE_QUEUED_AFTER_SECONDS": 600,
     "JOBS_RESCUE_GRACE_SECONDS": 60,
+    # A queue whose waiting job has not started for this long, with nothing of it started or
+    # running meanwhile, is reported stalled (/healthz/workers, /metrics).
+    "JOBS_STALL_SECONDS": 120,
+    # How often each worker reads the paused queues by itself (jobs/pause.py), and so how
+    # soon it consumes again a queue whose consumer was cancelled behind its back.
+    "JOBS_PAUSE_SYNC_SECONDS": 15,
 }
 
 

@@ -108,6 +108,30 @@ def oldest_waiting_by_queue():
     return oldest
 
 
+def stalled_queues(stall_seconds, now=None):
+    """The work queues that take nothing while a job waits on them (celery#8030): a job was
+    queued over `stall_seconds` ago and has not started, no job of the queue started since, and
+    none is running on a live lease. Paused queues (jobs/pause.py) are not stalled.
+
+    What the consumer count cannot see: a worker whose process is stopped (SIGSTOP, a VM
+    frozen) or whose consumer takes nothing after a reconnection keeps its consumer until
+    RabbitMQ's heartbeat gives up on it, or forever. A worker busy with long jobs is not
+    stalled: its jobs hold live leases. Three indexed reads of the jobs table.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=stall_seconds)
+    waited = Job.objects.filter(state=Job.State.QUEUED, queued_at__lt=cutoff)
+    started = Job.objects.filter(started_at__gte=cutoff)
+    running = Job.objects.filter(state=Job.State.STARTED, claim_expires_at__gt=now)
+    moving = {
+        queue_of(name)
+        for jobs in (started, running)
+        for name in jobs.values_list("task_name", flat=True).distinct()
+    }
+    waiting = {queue_of(name) for name in waited.values_list("task_name", flat=True).distinct()}
+    return sorted(waiting - moving - set(paused()) - {None})
+
+
 def queue_of(task_name):
     """The name of the queue `task_name` is routed to, or None for a task no route names."""
     route = current_app.amqp.router.lookup_route(task_name)

@@ -8,7 +8,7 @@ from celery import current_app
 from django.db import connection
 
 from jobs import conf, pause, topology
-from jobs.dashboard import queue_counts
+from jobs.dashboard import queue_counts, stalled_queues
 
 
 def database():
@@ -49,6 +49,21 @@ def workers():
         missing="no worker consumes queue(s)",
         paused=set(pause.paused()),
     )
+
+
+def progress():
+    """Every work queue with a job waiting takes work: see dashboard.stalled_queues.
+
+    Reported within JOBS_STALL_SECONDS of a job's queueing: a stopped worker that keeps its
+    consumer, or a consumer that takes nothing, makes this fail while `workers` still passes.
+    """
+    stall = conf.JOBS_STALL_SECONDS
+    stalled = stalled_queues(stall)
+    if stalled:
+        return False, (
+            f"queue(s) taking nothing while a job waits over {stall:g} s: {', '.join(stalled)}"
+        )
+    return True, f"every queue with a job waiting over {stall:g} s took one since"
 
 
 def event_consumers():

@@ -15,6 +15,9 @@ scrapes them too (docs/alerting.md); this adds what only the shop knows:
 - shopjobs_queue_ready{queue}, shopjobs_queue_consumers{queue} and shopjobs_dead_letters{queue}
   for the work queues, in the vhost the shop uses: RabbitMQ's own figures are per node, or
   per queue of every vhost on its detailed endpoint, so the shop reports its own;
+- shopjobs_queue_stalled{queue}: 1 while a job has waited JOBS_STALL_SECONDS on a queue that
+  took nothing meanwhile (jobs/dashboard.py: stalled_queues), a worker stopped or stuck with
+  its consumer still attached;
 - shopjobs_queue_paused{queue}: 1 while staff keep the queue paused (jobs/pause.py): its
   consumers are gone on purpose, and the alerts on consumers and waits leave it alone;
 - shopjobs_metrics_scrape_ok: 0 when the broker did not answer this scrape.
@@ -39,7 +42,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from jobs import conf, topology
-from jobs.dashboard import oldest_waiting_by_queue, queue_counts, queue_of
+from jobs.dashboard import oldest_waiting_by_queue, queue_counts, queue_of, stalled_queues
 from jobs.models import Job, JobEvent, Tally
 from jobs.pause import paused
 from jobs.runner import JobTask
@@ -94,6 +97,7 @@ class JobsCollector:
         yield unfinished_jobs()
         yield from waiting()
         yield paused_queues()
+        yield stalled()
         yield from broker_queues()
 
 
@@ -251,6 +255,18 @@ def waiting():
         limit.add_metric([queue], thresholds.get(queue, thresholds.get("default", 300)))
     yield age
     yield limit
+
+
+def stalled():
+    family = GaugeMetricFamily(
+        "shopjobs_queue_stalled",
+        "1 while a job waits on a queue that takes nothing (JOBS_STALL_SECONDS).",
+        labels=["queue"],
+    )
+    held = set(stalled_queues(conf.JOBS_STALL_SECONDS))
+    for queue in topology.work_queue_names(current_app):
+        family.add_metric([queue], int(queue in held))
+    return family
 
 
 def paused_queues():

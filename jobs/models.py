@@ -61,7 +61,11 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
-        indexes = [models.Index(fields=["state", "created_at"])]
+        indexes = [
+            models.Index(fields=["state", "created_at"]),
+            # What started lately, per queue: the stall check (jobs/dashboard.py).
+            models.Index(fields=["started_at"]),
+        ]
 
     def __str__(self):
         return f"{self.key} ({self.state})"

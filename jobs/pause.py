@@ -9,7 +9,9 @@ that starts later. Here the pause is a row (jobs.QueuePause) and the workers fol
 - staff pausing or resuming broadcasts `sync_paused_queues`: each worker compares the rows with
   what it consumes and cancels or adds its consumers, within a second;
 - a worker that missed the broadcast (it was starting, or its connection was down) syncs by
-  itself every SYNC_SECONDS.
+  itself every JOBS_PAUSE_SYNC_SECONDS (15 s). The same sync puts back a consumer that was
+  cancelled behind the worker's back (a `cancel_consumer` sent by hand, a consumer the broker
+  cancelled): the worker consumes every queue of its own that is not paused.
 
 Messages stay in RabbitMQ meanwhile: a paused queue keeps its messages, in order and priority.
 A message a worker had already taken (prefetch) when the pause came runs to its end. A worker
@@ -24,13 +26,11 @@ from celery.worker.control import control_command, ok
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from jobs import topology
+from jobs import conf, topology
 from jobs.models import QueuePause
 
 logger = logging.getLogger(__name__)
 
-# How often each worker reads the pause rows by itself, in case it missed a broadcast.
-SYNC_SECONDS = 15
 SYNC_COMMAND = "sync_paused_queues"
 
 
@@ -64,7 +64,7 @@ def resume(app, queue, *, by):
 
 
 def tell_workers(app):
-    """Ask every worker to follow the pause rows now (they also do every SYNC_SECONDS)."""
+    """Ask every worker to follow the pause rows now (they also do every JOBS_PAUSE_SYNC_SECONDS)."""
     try:
         app.control.broadcast(SYNC_COMMAND)
     except Exception as exc:  # the rows hold; the workers' own sync catches up
@@ -113,16 +113,17 @@ def sync(consumer):
         logger.warning("queue %s paused: no longer taking its messages", queue)
     for queue in sorted(_own_queues - held - consuming):
         consumer.add_task_queue(queue)
-        logger.warning("queue %s resumed: taking its messages again", queue)
+        logger.warning("consuming queue %s again (resumed, or its consumer was cancelled)", queue)
 
 
 class FollowPauses(bootsteps.StartStopStep):
-    """A consumer step: sync with the pause rows every SYNC_SECONDS."""
+    """A consumer step: sync with the pause rows every JOBS_PAUSE_SYNC_SECONDS."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def start(self, consumer):
-        consumer.timer.call_repeatedly(SYNC_SECONDS, sync, (consumer,), priority=10)
+        every = conf.JOBS_PAUSE_SYNC_SECONDS
+        consumer.timer.call_repeatedly(every, sync, (consumer,), priority=10)
 
 
 @control_command(name=SYNC_COMMAND)

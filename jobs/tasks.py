@@ -2,7 +2,7 @@ import time
 
 from celery import shared_task
 
-from jobs import outbox
+from jobs import outbox, reconcile
 from jobs.declare import route_task
 from jobs.topology import PRIORITY_BULK, PRIORITY_HIGH
 
@@ -14,6 +14,16 @@ def republish_pending_jobs():
 
 
 route_task("jobs.republish_pending_jobs", priority=PRIORITY_HIGH)
+
+
+@shared_task(name="jobs.rescue_stuck_jobs", soft_time_limit=60, time_limit=90)
+def rescue_stuck_jobs():
+    """Periodic (celery beat): publish again, once, the jobs whose message is gone."""
+    done = reconcile.rescue_stuck_jobs()
+    return {"republished": done.republished, "failed": done.failed}
+
+
+route_task("jobs.rescue_stuck_jobs", priority=PRIORITY_HIGH)
 
 
 @shared_task(name="jobs.noop", ignore_result=True, soft_time_limit=30, time_limit=40)

@@ -38,7 +38,8 @@ def healthz_broker(request):
 # broker does not answer.
 @never_cache
 def healthz_workers(request):
-    return _answer(health.workers)
+    """A consumer on every work queue, and every queue with a job waiting taking work."""
+    return _answer(health.workers, health.progress)
 
 
 @never_cache
