@@ -15,6 +15,8 @@ import urllib.parse
 from contextlib import contextmanager
 
 from config.celery import app as celery_app
+from jobs import pause
+from jobs.dashboard import queue_counts
 from testkit.processes import ServiceProcess, http_get, wait_for
 
 
@@ -48,19 +50,21 @@ class WebServer(ServiceProcess):
 
 @contextmanager
 def consumer_paused(worker, queue):
-    """Stop `worker` taking messages from `queue` for the block; they wait in the queue.
+    """Pause `queue` for the block, as staff do from the dashboard (jobs/pause.py): `worker`
+    stops taking its messages, which wait in the queue, so that a page can be looked at while
+    its job is still queued.
 
-    Celery's remote control (cancel_consumer / add_consumer) does it without restarting the
-    worker, so a page can be looked at while its job is still queued.
+    Not Celery's bare cancel_consumer: the shop's workers put a consumer cancelled behind
+    their back again within JOBS_PAUSE_SYNC_SECONDS, while a pause holds.
     """
-    _control(celery_app.control.cancel_consumer, worker, queue)
+    pause.pause(celery_app, queue, by="a browser test")
+    wait_for(lambda: _consumers(queue) == 0, message=f"{worker.nodename} to leave {queue}")
     try:
         yield
     finally:
-        _control(celery_app.control.add_consumer, worker, queue)
+        pause.resume(celery_app, queue, by="a browser test")
+        wait_for(lambda: _consumers(queue) > 0, message=f"{worker.nodename} to consume {queue}")
 
 
-def _control(command, worker, queue):
-    replies = command(queue, destination=[worker.nodename], reply=True, timeout=5)
-    answer = next((r[worker.nodename] for r in replies if worker.nodename in r), None)
-    assert answer and "ok" in answer, f"{command.__name__}({queue!r}) answered {replies!r}"
+def _consumers(queue):
+    return queue_counts([queue])[queue][1]

@@ -38,3 +38,24 @@ def test_the_dashboard_updates_its_figures_without_reloading(
     assert page.locator("svg.chart rect.succeeded").first.evaluate(colour) == "rgb(22, 163, 74)"
     assert page.locator("svg.chart rect.failed").first.evaluate(colour) == "rgb(220, 38, 38)"
     expect(page.locator("svg.chart text.y-axis").first).to_have_text("0")
+
+
+def test_staff_pause_a_queue_and_resume_it_from_the_dashboard(
+    page, worker, django_user_model, screenshot
+):
+    log_in(page, make_staff(django_user_model), then="/staff/dashboard/")
+    emails = page.locator("#dashboard-panels tbody tr").filter(
+        has=page.get_by_role("cell", name="emails", exact=True)
+    )
+    waiting = emails.locator("td").nth(1)
+
+    emails.get_by_role("button", name="Pause").click()
+    expect(emails).to_contain_text("paused by clerk")
+    expect(emails.locator("td").nth(2)).to_have_text("0", timeout=JOB_TIMEOUT_MS)  # consumers
+    noop.delay("held while paused")
+    expect(waiting).to_have_text("1", timeout=JOB_TIMEOUT_MS)
+    screenshot("emails-paused")
+
+    emails.get_by_role("button", name="Resume").click()
+    expect(emails).not_to_contain_text("paused by")
+    expect(waiting).to_have_text("0", timeout=JOB_TIMEOUT_MS)
