@@ -87,22 +87,21 @@ def dashboard(request):
 @require_POST
 def queue_pause(request, queue):
     """Pause a work queue (jobs/pause.py): its workers stop taking its messages."""
-    try:
-        pause.pause(current_app, queue, by=request.user.get_username())
-    except pause.UnknownQueue as exc:
-        raise Http404(str(exc)) from exc
-    messages.success(request, f"Queue {queue} paused: its messages wait in RabbitMQ.")
-    return redirect("jobs:dashboard")
+    return _act_on_queue(request, queue, pause.pause, "paused: its messages wait in RabbitMQ")
 
 
 @staff_member_required
 @require_POST
 def queue_resume(request, queue):
+    return _act_on_queue(request, queue, pause.resume, "resumed: its workers take them again")
+
+
+def _act_on_queue(request, queue, act, done):
     try:
-        pause.resume(current_app, queue, by=request.user.get_username())
+        act(current_app, queue, by=request.user.get_username())
     except pause.UnknownQueue as exc:
         raise Http404(str(exc)) from exc
-    messages.success(request, f"Queue {queue} resumed: its workers take its messages again.")
+    messages.success(request, f"Queue {queue} {done}.")
     return redirect("jobs:dashboard")
 
 

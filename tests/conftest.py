@@ -124,6 +124,18 @@ def broker(rabbitmq_vhost):
 
 
 @pytest.fixture
+def operator(db):
+    """A test client logged in as "operator", staff with every permission (the admin's too)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_superuser("operator", "operator@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def product(db):
     from shop.models import Product
 

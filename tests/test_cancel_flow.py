@@ -9,8 +9,6 @@ import signal
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from config.celery import app as celery_app
@@ -23,14 +21,6 @@ from testkit.processes import wait_for
 from tests.flows import confirmation_job, place_order
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def staff():
-    user = get_user_model().objects.create_superuser("operator", password="x")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def busy_worker(start_worker, broker, seconds=10):
@@ -52,14 +42,14 @@ def kinds_of_events(job):
 
 
 def test_a_cancel_holds_when_the_worker_restarts_before_the_message_is_delivered(
-    broker, smtp_sink, start_worker, staff, product
+    broker, smtp_sink, start_worker, operator, product
 ):
     first = busy_worker(start_worker, broker)
     order = place_order(product)
     job = confirmation_job(order)
     wait_for(lambda: broker.depth("emails") == 1, message="the confirmation in the broker")
 
-    response = staff.post(reverse("admin:jobs_job_cancel", args=[job.pk]))
+    response = operator.post(reverse("admin:jobs_job_cancel", args=[job.pk]))
     assert response.status_code == 302
     assert confirmation_job(order).state == Job.State.CANCELLED
 
@@ -98,19 +88,19 @@ def test_a_revoke_sent_as_flower_sends_it_ends_the_job_cancelled(
 
 
 def test_a_newsletter_cancelled_mid_send_stops_and_counts_who_did_not_get_it(
-    broker, smtp_sink, start_worker, staff
+    broker, smtp_sink, start_worker, operator
 ):
     recipients = 200
     seed_subscribers(recipients)
     smtp_sink.set(reply_delay=0.05)  # about 20 emails a second, one process
-    staff.post(reverse("newsletters:list"), {"subject": "Winter sale", "body": "Mugs!"})
+    operator.post(reverse("newsletters:list"), {"subject": "Winter sale", "body": "Mugs!"})
     newsletter = Newsletter.objects.get()
-    staff.post(reverse("newsletters:send", args=[newsletter.pk]))
+    operator.post(reverse("newsletters:send", args=[newsletter.pk]))
     start_worker(queues=("emails",), concurrency=1, NEWSLETTER_CHUNK_SIZE="50",
                  NEWSLETTER_EMAILS_PER_SECOND="0")  # fmt: skip
     wait_for(lambda: progress_of(newsletter.pk).sent >= 20, message="the sending under way")
 
-    page = staff.post(reverse("newsletters:cancel", args=[newsletter.pk]), follow=True)
+    page = operator.post(reverse("newsletters:cancel", args=[newsletter.pk]), follow=True)
     assert "will not get it" in page.content.decode()
 
     jobs = Job.objects.filter(subject=f"newsletter:{newsletter.pk}")

@@ -8,8 +8,6 @@ import signal
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from config import queues
@@ -23,25 +21,17 @@ from tests.flows import confirmation_job, place_order, wait_for_job_state
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def staff():
-    user = get_user_model().objects.create_user("operator", password="x", is_staff=True)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def consumers(queue):
     return queue_counts([queue])[queue][1]
 
 
 def test_a_paused_queue_keeps_its_work_through_a_worker_restart_until_resumed(
-    broker, smtp_sink, start_worker, staff, product, settings
+    broker, smtp_sink, start_worker, operator, product, settings
 ):
     settings.METRICS_TOKEN = "scraper"
     every_queue = topology.work_queue_names(celery_app)  # so that the health check can pass
     worker = start_worker(queues=every_queue)
-    assert staff.post(reverse("jobs:queue_pause", args=[queues.EMAILS])).status_code == 302
+    assert operator.post(reverse("jobs:queue_pause", args=[queues.EMAILS])).status_code == 302
     wait_for(lambda: consumers(queues.EMAILS) == 0, message="the worker to stop consuming")
     assert consumers(queues.MAINTENANCE) == 1, "only the paused queue is left alone"
 
@@ -59,23 +49,23 @@ def test_a_paused_queue_keeps_its_work_through_a_worker_restart_until_resumed(
     assert smtp_sink.messages() == []
 
     # Paused, not down: the health check, the metrics and the dashboard say so.
-    health = staff.get(reverse("jobs:healthz_workers"))
+    health = operator.get(reverse("jobs:healthz_workers"))
     assert health.status_code == 200 and "emails (paused)" in health.json()["checks"][0]
-    scrape = staff.get(reverse("jobs:metrics"), HTTP_AUTHORIZATION="Bearer scraper")
+    scrape = operator.get(reverse("jobs:metrics"), HTTP_AUTHORIZATION="Bearer scraper")
     metrics = scrape.content.decode()
     assert 'shopjobs_queue_paused{queue="emails"} 1.0' in metrics
     assert 'shopjobs_queue_paused{queue="media"} 0.0' in metrics
-    panels = staff.get(reverse("jobs:dashboard"), {"partial": "1"}).content.decode()
+    panels = operator.get(reverse("jobs:dashboard"), {"partial": "1"}).content.decode()
     assert "paused by operator" in panels
 
-    assert staff.post(reverse("jobs:queue_resume", args=[queues.EMAILS])).status_code == 302
+    assert operator.post(reverse("jobs:queue_resume", args=[queues.EMAILS])).status_code == 302
     wait_for_job_state(order, Job.State.SUCCEEDED)
     assert [m["to"] for m in smtp_sink.messages()] == ["ada@example.com"]
     assert consumers(queues.EMAILS) == 1
 
 
-def test_only_staff_pause_and_only_known_queues(client, staff):
+def test_only_staff_pause_and_only_known_queues(client, operator):
     url = reverse("jobs:queue_pause", args=[queues.EMAILS])
     assert "/login/" in client.post(url)["Location"]
-    assert staff.get(url).status_code == 405
-    assert staff.post(reverse("jobs:queue_pause", args=["no-such-queue"])).status_code == 404
+    assert operator.get(url).status_code == 405
+    assert operator.post(reverse("jobs:queue_pause", args=["no-such-queue"])).status_code == 404
