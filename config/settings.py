@@ -371,9 +371,15 @@ LOGGING = {
             "stream": "ext://sys.stdout",
             "formatter": "json" if LOG_FORMAT == "json" else "text",
             "filters": ["task_context"],
-        }
+        },
+        # The lines a job logs while it runs, kept for its staff page (/staff/jobs/<pk>/).
+        "job_lines": {
+            "()": "jobs.logs.JobLogHandler",
+            "level": "INFO",
+            "filters": ["task_context"],
+        },
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console", "job_lines"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
 # --- Media (thumbnails) -------------------------------------------------------------------------
@@ -441,6 +447,18 @@ NEWSLETTER_CHUNK_SIZE = env_int("NEWSLETTER_CHUNK_SIZE", 25)
 # its slots from one row in the database (jobs/throttle.py). 0 means no limit. Keep it under
 # the provider's own, with room for the order emails, which are not held to it.
 NEWSLETTER_EMAILS_PER_SECOND = env_float("NEWSLETTER_EMAILS_PER_SECOND", 50)
+# The staff jobs page's bulk preview (jobs/bulk.py: preview) says how long a replay takes at a
+# shared limit: for each kind of job held to one, what a job sends at most and at what rate.
+# A newsletter chunk sends up to NEWSLETTER_CHUNK_SIZE emails, each taking a slot of the mail
+# provider's limit; the order emails are not held to it, and the preview says so.
+JOBS_RATE_LIMITED_KINDS = {
+    "newsletter_chunk": {
+        "limit": "the mail provider's limit",
+        "per_second": NEWSLETTER_EMAILS_PER_SECOND,
+        "per_job": NEWSLETTER_CHUNK_SIZE,
+        "unit": "email",
+    },
+}
 # How long the link in a subscription confirmation email works.
 NEWSLETTER_CONFIRM_MAX_AGE_SECONDS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_SECONDS", 3 * 24 * 3600)
 # Asking again to subscribe sends another confirmation at most this often: the form must not
