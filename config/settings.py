@@ -313,6 +313,23 @@ JOBS_STALL_SECONDS = env_float("JOBS_STALL_SECONDS", 120)
 # How often a worker reads the paused queues by itself, and puts back a cancelled consumer.
 JOBS_PAUSE_SYNC_SECONDS = env_float("JOBS_PAUSE_SYNC_SECONDS", 15)
 
+# Workers that follow their queue's depth (`manage.py scale_workers QUEUE`, jobs/autoscale.py,
+# docs/scaling-by-queue-depth.md): the defaults of every scaler; its command line says more.
+AUTOSCALE_MIN_WORKERS = env_int("AUTOSCALE_MIN_WORKERS", 1)
+AUTOSCALE_MAX_WORKERS = env_int("AUTOSCALE_MAX_WORKERS", 4)
+# One more worker for every this many ready messages: one worker's jobs a second x the seconds
+# a job may wait.
+AUTOSCALE_BACKLOG_PER_WORKER = env_int("AUTOSCALE_BACKLOG_PER_WORKER", 100)
+AUTOSCALE_INTERVAL_SECONDS = env_float("AUTOSCALE_INTERVAL_SECONDS", 5)
+# Up fast, down slowly: seconds between two changes, and how long the queue must have had
+# nothing ready before a worker is stopped.
+AUTOSCALE_COOLDOWN_SECONDS = env_float("AUTOSCALE_COOLDOWN_SECONDS", 10)
+AUTOSCALE_SCALE_DOWN_AFTER_SECONDS = env_float("AUTOSCALE_SCALE_DOWN_AFTER_SECONDS", 120)
+# A stopping worker finishes its task (warm shutdown) for up to this long, then is killed.
+AUTOSCALE_STOP_TIMEOUT_SECONDS = env_float(
+    "AUTOSCALE_STOP_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 30
+)
+
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are
 # overwritten by the next start. Entries added in the admin are left alone.

@@ -12,7 +12,7 @@ reaches a query, and a wrong value is an error next to its field, never a 500.
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from celery import current_app
 from django import forms
@@ -31,7 +31,11 @@ COUNT_CAP = 10_000
 LOG_LINES_SHOWN = 200
 
 # The cursor of the next page: the last job shown, as "<created_at in microseconds>-<pk>".
+# Whole microseconds, counted in integers: a float timestamp can be a microsecond off, and the
+# page would then skip or repeat a job created in the same microsecond as another.
 CURSOR = re.compile(r"^(\d{1,18})-(\d{1,18})$")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def job_kinds():
@@ -101,8 +105,8 @@ class JobFilter(forms.Form):
             raise forms.ValidationError("This page link is damaged: start from the first page.")
         micros, pk = (int(part) for part in found.groups())
         try:
-            at = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-        except (OverflowError, ValueError, OSError) as exc:
+            at = EPOCH + micros * MICROSECOND
+        except (OverflowError, ValueError) as exc:
             raise forms.ValidationError("This page link is damaged: start again.") from exc
         return at, pk
 
@@ -172,8 +176,7 @@ def page_of(jobs, before=None):
 
 
 def cursor_after(job):
-    micros = int(job.created_at.timestamp() * 1_000_000)
-    return f"{micros}-{job.pk}"
+    return f"{(job.created_at - EPOCH) // MICROSECOND}-{job.pk}"
 
 
 def count_capped(jobs, cap=None):

@@ -307,6 +307,9 @@ def test_failed_jobs_retried_now_and_replayed_in_chunks_each_send_their_email_on
         wait_for_job_state(order, Job.State.FAILED)
     wait_for(lambda: broker.depth("emails.dead") == 5, message="five dead letters")
     jobs = [confirmation_job(order) for order in orders]
+    # The dead-letters page counts them by cause: the mail server's 550, a PermanentError.
+    letters = staff_client.get(reverse("admin:jobs_dead_letters")).content.decode()
+    assert '<th scope="row">an exception: PermanentError</th><td>5</td>' in letters
     # The worker kept each job's own log lines: the runner's "failed for good".
     assert JobLogLine.objects.filter(job_key=jobs[0].key, level="ERROR").exists()
     # Two lose their dead letter (discarded by someone): they are replayed as fresh copies.
