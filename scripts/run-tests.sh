@@ -8,13 +8,15 @@
 # - nodes: the tests that stop and start a RabbitMQ 4 node (on a node of their own, so nobody
 #   else's broker goes away under them) and the 3-node cluster tests (a cluster of their own).
 #
-# Every test about the broker (priorities, retries, dead letters, crashes, outages, cancels,
-# pauses) runs on both topologies. A flow whose subject is a job's own work (a video, a report,
-# a supplier's pages) runs on one of them, alternating, as do the monitoring tests, which are
-# about Prometheus: running them twice proved nothing more and cost minutes (the suite must
-# stay under 15 minutes on 2 cores). Each run has a RabbitMQ vhost and a test database of its
-# own; most of a run is spent waiting on worker processes, the broker and the SMTP sink, so
-# side by side they take little longer than one.
+# Every test about what the broker does (priorities, retries, dead letters, crashes, outages,
+# poison messages, time limits) runs on both topologies. The others run on one of them: a flow
+# whose subject is a job's own work (a video, a report, a supplier's pages), the operator
+# controls (cancel, pause, limits, rescues, schedules: rows in the database the workers
+# follow), the monitoring tests (about Prometheus) and the browser tests (pages, on the demo's
+# configuration). Running them twice proved nothing more and cost minutes: the suite must stay
+# under 15 minutes on 2 cores. Each run has a RabbitMQ vhost and a test database of its own;
+# most of a run is spent waiting on worker processes, the broker and the SMTP sink, so side by
+# side they take little longer than one.
 #
 #   scripts/run-tests.sh [TEST_DATABASE_URL]
 set -uo pipefail
@@ -30,14 +32,23 @@ QUORUM_ONLY=(
   tests/test_sales_reports_flow.py
   tests/test_video_flow.py
   tests/test_rate_limits_flow.py
+  tests/test_cancel_flow.py
+  tests/test_stalls_flow.py
+  tests/test_autoscale.py
+  tests/test_schedules.py
 )
 CLASSIC_ONLY=(
   tests/test_media_flow.py
   tests/test_warehouse_flow.py
   tests/test_supplier_feed.py
+  tests/test_pause_flow.py
+  tests/test_reconcile_flow.py
+  tests/test_retention.py
+  tests/test_jobs_page.py
   tests/test_alert_rules.py
   tests/test_alerting_flow.py
   tests/test_dashboard_history.py
+  tests/browser
 )
 QUORUM_DESELECT=()
 for path in "${CLASSIC_ONLY[@]}"; do QUORUM_DESELECT+=(--ignore "$path"); done
