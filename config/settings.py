@@ -330,6 +330,14 @@ AUTOSCALE_STOP_TIMEOUT_SECONDS = env_float(
     "AUTOSCALE_STOP_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 30
 )
 
+# Retention (jobs/retention.py, docs/retention.md), run nightly by "celery.backend_cleanup"
+# below. Finished jobs with their timelines are kept this long (an order's page shows its jobs
+# while they are there; a message replayed after it finds no job and runs as a new one); task
+# results CELERY_RESULT_EXPIRES (above). Neither prunes anything younger than a day.
+RETENTION_KEEP_JOBS_DAYS = env_float("RETENTION_KEEP_JOBS_DAYS", 30)
+# Rows per DELETE, each in its own short transaction.
+RETENTION_CHUNK_SIZE = env_int("RETENTION_CHUNK_SIZE", 5000)
+
 # Periodic jobs. django-celery-beat writes these into the database at every beat start: the
 # admin can switch one off (that survives a restart), but other edits to these entries are
 # overwritten by the next start. Entries added in the admin are left alone.
@@ -349,11 +357,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.rescue_stuck_jobs",
         "schedule": 60,
     },
-    # Celery's own task: deletes task results older than CELERY_RESULT_EXPIRES. The name is the
-    # one django-celery-beat gives the entry it adds by itself, so this replaces it instead of
-    # running the clean-up twice a night.
+    # Retention (jobs/retention.py): old finished jobs, their events and task results, deleted
+    # in chunks. The entry keeps the name django-celery-beat gives the one it installs by itself
+    # whenever CELERY_RESULT_EXPIRES is set, running Celery's `celery.backend_cleanup` (one
+    # DELETE of every expired result in one transaction, docs/retention.md): this entry, written
+    # after that one at every beat start, replaces its task with ours, so Celery's never runs.
     "celery.backend_cleanup": {
-        "task": "celery.backend_cleanup",
+        "task": "jobs.prune_old_records",
         "schedule": crontab(hour=4, minute=0),
     },
     # Yesterday's sales report (shop/tasks.py), in the shop's time zone (TIME_ZONE).
