@@ -64,7 +64,7 @@ def resume(app, queue, *, by):
 
 
 def tell_workers(app):
-    """Ask every worker to follow the pause rows now (they also do every JOBS_PAUSE_SYNC_SECONDS)."""
+    """Ask every worker to follow the pause rows now (they do by themselves, more slowly)."""
     try:
         app.control.broadcast(SYNC_COMMAND)
     except Exception as exc:  # the rows hold; the workers' own sync catches up
