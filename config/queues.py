@@ -40,7 +40,6 @@ TASK_ROUTES = {
     "suppliers.fetch_all_suppliers": route(INTEGRATIONS, PRIORITY_HIGH),
     # Filler for load tests and the demo's flood: it stands for a newsletter's emails.
     "jobs.noop": route(EMAILS, PRIORITY_BULK),
-    "celery.backend_cleanup": route(MAINTENANCE),
 }
 
 # Events exchanged with the warehouse service (contracts/): a topic exchange, `events`, and a

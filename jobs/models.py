@@ -207,7 +207,7 @@ class JobLogLine(models.Model):
 
     Found by the job's key, not a foreign key: the handler knows the key from the log record
     and writes without reading the job first. Bounded per attempt by the handler
-    (JobLogHandler.MAX_LINES_PER_ATTEMPT); jobs/retention.py does not prune them yet.
+    (JobLogHandler.MAX_LINES_PER_ATTEMPT), and pruned with their job (jobs/retention.py).
     """
 
     job_key = models.CharField(max_length=200)

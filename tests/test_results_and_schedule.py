@@ -42,14 +42,16 @@ def test_beat_schedules_the_cleanup_that_expires_old_results(
     start_worker()
     start_beat()
 
-    # Beat copies the schedule from settings into the database, where staff see it.
+    # Beat copies the schedule from settings into the database, where staff see it: first
+    # django-celery-beat's own entry, then ours written over it under the same name, so that
+    # Celery's whole-table delete never runs beside ours (docs/retention.md).
     entry = wait_for(
-        lambda: PeriodicTask.objects.filter(name="celery.backend_cleanup").first(),
+        lambda: PeriodicTask.objects.filter(
+            name="celery.backend_cleanup", task="jobs.prune_old_records"
+        ).first(),
         message="beat to register the cleanup",
     )
-    assert entry.task == "celery.backend_cleanup"
-    # One entry, not ours beside the one django-celery-beat installs by itself.
-    assert PeriodicTask.objects.filter(task="celery.backend_cleanup").count() == 1
+    assert not PeriodicTask.objects.filter(task="celery.backend_cleanup").exists()
     assert (entry.crontab.hour, entry.crontab.minute) == ("4", "0")
 
     celery_app.send_task(entry.task)  # what beat sends at 04:00, sent now
