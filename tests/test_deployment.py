@@ -366,6 +366,8 @@ def test_every_queue_has_a_worker_service_and_a_procfile_worker():
         ("Procfile", list(procfile().values())),
     ):
         served = {name for argv in commands if is_worker(argv) for name in queue_names(argv)}
+        # A scaler (jobs/autoscale.py) runs the workers of the queue it is given.
+        served |= {argv[3] for argv in commands if argv[1:3] == ["manage.py", "scale_workers"]}
         missing = set(queues.WORK_QUEUE_NAMES) - served
         assert not missing, f"{source}: no worker consumes {sorted(missing)}"
 
