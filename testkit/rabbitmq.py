@@ -67,7 +67,8 @@ def peek(broker_url, queue, limit=100):
     """Read up to `limit` messages from `queue` without removing them.
 
     They are fetched without acknowledgement and go back to the queue when the channel
-    closes.
+    closes. On a quorum queue that return counts as a delivery: a message peeked as often as
+    the queue's delivery limit (20) is dead-lettered.
     """
     with Connection(broker_url) as connection:
         channel = connection.channel()
