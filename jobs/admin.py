@@ -4,7 +4,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from jobs import cancel, deadletters
+from jobs import cancel, deadletters, staff_views
 from jobs.models import Job, JobEvent
 
 
@@ -58,13 +58,7 @@ class JobAdmin(admin.ModelAdmin):
         )
 
     def cancel_one(self, request, pk):
-        state = cancel.cancel(pk, by=request.user.get_username())
-        if state == Job.State.CANCELLED:
-            messages.success(request, "Cancelled: no worker will run it.")
-        elif state == Job.State.STARTED:
-            messages.success(request, "Cancel asked: it stops at its next stop point.")
-        else:
-            messages.info(request, f"It had already finished ({state}): nothing to cancel.")
+        staff_views.cancel_and_tell(request, pk)
         return redirect(reverse("admin:jobs_job_change", args=[pk]))
 
     def dead_letters(self, request):

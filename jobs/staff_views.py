@@ -76,14 +76,20 @@ def job_detail(request, pk):
 @require_POST
 def job_cancel(request, pk):
     job = get_object_or_404(Job, pk=pk)
-    state = cancel.cancel(job.pk, by=request.user.get_username())
+    cancel_and_tell(request, job.pk)
+    return redirect("jobs:job_detail", pk=job.pk)
+
+
+def cancel_and_tell(request, job_pk):
+    """Cancel a job for the staff member asking, and tell them what became of it (this page
+    and the admin's)."""
+    state = cancel.cancel(job_pk, by=request.user.get_username())
     if state == Job.State.CANCELLED:
         messages.success(request, "Cancelled: no worker will run it.")
     elif state == Job.State.STARTED:
         messages.success(request, "Cancel asked: it stops at its next stop point.")
     else:
         messages.info(request, f"It had already finished ({state}): nothing to cancel.")
-    return redirect("jobs:job_detail", pk=job.pk)
 
 
 @staff_member_required

@@ -175,16 +175,24 @@ def media_root(settings, tmp_path):
 
 
 @pytest.fixture
-def service_env(broker, database_url, smtp_sink, media_root, tmp_path):
-    """Environment for a worker or beat process of this test."""
+def process_env(broker, database_url, tmp_path):
+    """Environment for a process of this test (beat, a scaler): its database and vhost."""
     return dict(
         os.environ,
-        MEDIA_ROOT=str(media_root),
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url,
         CELERY_BROKER_URL=broker.url,
-        EMAIL_PORT=str(smtp_sink.port),
         VAR_DIR=str(tmp_path),
+    )
+
+
+@pytest.fixture
+def service_env(process_env, smtp_sink, media_root):
+    """Environment for a worker or beat process of this test, with its mail server and files."""
+    return dict(
+        process_env,
+        MEDIA_ROOT=str(media_root),
+        EMAIL_PORT=str(smtp_sink.port),
         # Short backoff so that a test sees several retries in seconds.
         JOB_RETRY_BACKOFF_SECONDS="0.2",
         JOB_RETRY_BACKOFF_MAX_SECONDS="2",

@@ -279,19 +279,12 @@ class Scaler(ServiceProcess):
 
 
 @pytest.fixture
-def start_scaler(broker, database_url, tmp_path):
+def start_scaler(process_env, tmp_path):
     started = []
 
     def start(*args):
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="config.settings",
-            DATABASE_URL=database_url,
-            CELERY_BROKER_URL=broker.url,
-            VAR_DIR=str(tmp_path),
-        )
         command = [sys.executable, "manage.py", "scale_workers", *args]
-        scaler = Scaler(command, env, tmp_path / "scaler.log")
+        scaler = Scaler(command, process_env, tmp_path / "scaler.log")
         started.append(scaler)
         return scaler.start(wait=False)
 

@@ -7,7 +7,6 @@ scheduler's claim, the database) with a fake clock, minute by minute; the others
 the messages in its queue, each of which names its slot in a header.
 """
 
-import os
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -242,18 +241,14 @@ def test_a_run_the_broker_did_not_take_is_due_again(shop_in_berlin, clock, monke
 
 
 @pytest.fixture
-def beats(broker, database_url, tmp_path):
+def beats(process_env, tmp_path):
     """Start real `celery beat` processes on the test database and vhost: beats.start().
 
     The outbox sweeper is sent every second; nothing consumes its queue, so each message beat
     sends stays there to be counted. Every process is killed at the end, passed or failed.
     """
     env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url,
-        CELERY_BROKER_URL=broker.url,
-        VAR_DIR=str(tmp_path),
+        process_env,
         OUTBOX_SWEEP_INTERVAL_SECONDS="1",
         SUPPLIER_FETCH_INTERVAL_SECONDS="86400",
     )
