@@ -13,10 +13,6 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "==> installing docker-compose (Debian package), to validate docker/compose.yaml"
-install() {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    docker-compose >/dev/null
-}
-install 2>/dev/null || { apt-get update -qq && install; } ||
+"$(dirname "$0")/apt-install.sh" docker-compose 2>/dev/null ||
   echo "warning: could not install docker-compose; the compose file validation will be skipped" >&2
 exit 0

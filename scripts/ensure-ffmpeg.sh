@@ -22,15 +22,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 say "installing ffmpeg (Debian package)"
-export DEBIAN_FRONTEND=noninteractive
-# A fresh container has no package lists at all: fetch them only then, or if the install
-# fails on lists gone stale.
-if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
-  apt-get update -qq
-fi
-if ! apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" ffmpeg
 have_ffmpeg || { echo "ffmpeg was installed but ffmpeg/ffprobe are not on the PATH" >&2; exit 1; }
 say "ffmpeg is installed"

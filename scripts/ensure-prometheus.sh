@@ -45,15 +45,9 @@ if [ ! -e "$POLICY" ]; then
   trap 'rm -f "$POLICY"' EXIT
 fi
 
-# --no-install-recommends: the prometheus package recommends prometheus-node-exporter, one more
-# service (on :9100) that the demo does not use.
-install() { apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null; }
-# A fresh container has no package lists at all: fetch them only then, or if the install fails
-# on lists gone stale.
-if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
-  apt-get update -qq
-fi
-install || { apt-get update -qq && install; }
+# Without recommends (apt-install.sh): the prometheus package recommends
+# prometheus-node-exporter, one more service (on :9100) that the demo does not use.
+"$(dirname "$0")/apt-install.sh" "${PACKAGES[@]}"
 
 # Not started now, and not started at the next boot either (where systemd runs).
 if [ -d /run/systemd/system ]; then

@@ -31,9 +31,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v debootstrap >/dev/null; then
   say "installing debootstrap (Debian package)"
-  compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null || apt-get update -qq
-  apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+  "$(dirname "$0")/apt-install.sh" debootstrap
 fi
 
 # The Debian mirror this machine's apt already uses, so that a machine behind a mirror of its
