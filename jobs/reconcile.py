@@ -36,6 +36,11 @@ from jobs.runner import record_failure
 logger = logging.getLogger(__name__)
 
 
+# At most this many jobs acted on per round: a broker that lost a whole queue is rescued over a
+# few minutes, each round short.
+RESCUES_PER_ROUND = 500
+
+
 @dataclass
 class Rescues:
     republished: list = field(default_factory=list)
@@ -49,19 +54,19 @@ def rescue_stuck_jobs(now=None):
     done = Rescues()
     queued_before = now - timedelta(seconds=conf.JOBS_RESCUE_QUEUED_AFTER_SECONDS)
     lease_out_before = now - timedelta(seconds=conf.JOBS_RESCUE_GRACE_SECONDS)
-    candidates = list(
-        Job.objects.filter(state=Job.State.QUEUED, queued_at__lt=queued_before)
-    ) + list(Job.objects.filter(state=Job.State.STARTED, claim_expires_at__lt=lease_out_before))
-    empty_queues = _queues_without_ready_messages(candidates)
-    for job in candidates:
-        if job.state == Job.State.QUEUED and queue_of(job.task_name) not in empty_queues:
-            continue  # its message may be waiting behind others: not lost
+    # A long backlog is not lost: only the queues with no ready message are looked into, so
+    # a round reads task names, not the rows of every job waiting behind others.
+    queued = Job.objects.filter(state=Job.State.QUEUED, queued_at__lt=queued_before)
+    names = set(queued.values_list("task_name", flat=True).distinct())
+    empty = _queues_without_ready_messages({queue_of(name) for name in names} - {None})
+    lost = queued.filter(task_name__in=[name for name in names if queue_of(name) in empty])
+    dead = Job.objects.filter(state=Job.State.STARTED, claim_expires_at__lt=lease_out_before)
+    for job in [*lost[:RESCUES_PER_ROUND], *dead[:RESCUES_PER_ROUND]]:
         _rescue(job, now, done)
     return done
 
 
-def _queues_without_ready_messages(jobs):
-    names = {queue_of(job.task_name) for job in jobs if job.state == Job.State.QUEUED} - {None}
+def _queues_without_ready_messages(names):
     if not names:
         return set()
     try:
